@@ -1,0 +1,1 @@
+"""Versioned runbooks and read-only status probes. Imports only ``bot.sdk`` (DESIGN.md §2)."""

@@ -1,0 +1,1 @@
+"""Domain helpers shared by runbooks and probes: pure functions over API objects."""
