@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.sdk.errors import SettingsError
+from bot.errors import SettingsError
 
 ENV_CONFIG = "K8SNET_CONFIG"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
