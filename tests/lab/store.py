@@ -21,13 +21,19 @@ from bot.sdk.errors import KubeNotFound
 
 @dataclass(frozen=True)
 class Resource:
-    """One REST resource: group ("" = core), version, plural, kind, namespaced."""
+    """One REST resource: group ("" = core), version, plural, kind, namespaced; discovery extras
+    (``short_names`` e.g. ``("cm",)``, ``singular``, ``categories`` e.g. ``("all",)``) and
+    ``custom`` (True when served from a CustomResourceDefinition)."""
 
     group: str
     version: str
     plural: str
     kind: str
     namespaced: bool
+    short_names: tuple[str, ...] = ()
+    singular: str = ""
+    categories: tuple[str, ...] = ()
+    custom: bool = False
 
     @property
     def api_version(self) -> str:
@@ -35,23 +41,25 @@ class Resource:
 
 
 BUILTIN: tuple[Resource, ...] = (
-    Resource("", "v1", "namespaces", "Namespace", False),
-    Resource("", "v1", "nodes", "Node", False),
-    Resource("", "v1", "pods", "Pod", True),
-    Resource("", "v1", "services", "Service", True),
-    Resource("", "v1", "configmaps", "ConfigMap", True),
-    Resource("", "v1", "endpoints", "Endpoints", True),
-    Resource("", "v1", "events", "Event", True),
-    Resource("", "v1", "serviceaccounts", "ServiceAccount", True),
-    Resource("apps", "v1", "daemonsets", "DaemonSet", True),
-    Resource("apps", "v1", "deployments", "Deployment", True),
+    Resource("", "v1", "namespaces", "Namespace", False, ("ns",)),
+    Resource("", "v1", "nodes", "Node", False, ("no",)),
+    Resource("", "v1", "pods", "Pod", True, ("po",), categories=("all",)),
+    Resource("", "v1", "services", "Service", True, ("svc",), categories=("all",)),
+    Resource("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
+    Resource("", "v1", "endpoints", "Endpoints", True, ("ep",)),
+    Resource("", "v1", "events", "Event", True, ("ev",)),
+    Resource("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
+    Resource("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",)),
+    Resource("", "v1", "resourcequotas", "ResourceQuota", True, ("quota",)),
+    Resource("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), categories=("all",)),
+    Resource("apps", "v1", "deployments", "Deployment", True, ("deploy",), categories=("all",)),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
-    Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True),
+    Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
     Resource("coordination.k8s.io", "v1", "leases", "Lease", True),
     Resource("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations",
              "ValidatingWebhookConfiguration", False),
     Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions",
-             "CustomResourceDefinition", False),
+             "CustomResourceDefinition", False, ("crd", "crds")),
 )
 
 _REQ = re.compile(
@@ -138,7 +146,7 @@ def field_matches(selector: str | None, obj: dict[str, Any]) -> bool:
         cur: Any = obj
         for p in path.split("."):
             cur = cur.get(p) if isinstance(cur, dict) else None
-        got = "" if cur is None else str(cur)
+        got = "" if cur is None else str(cur).lower() if isinstance(cur, bool) else str(cur)
         if (op == "!=") == (got == want):
             return False
     return True
@@ -169,12 +177,26 @@ class Store:
     def register_crd(self, crd: dict[str, Any]) -> None:
         """Serve every version of a CustomResourceDefinition."""
         spec = crd["spec"]
+        names = spec["names"]
         for v in spec.get("versions", []):
             if v.get("served", True):
                 self.register(
-                    Resource(spec["group"], v["name"], spec["names"]["plural"],
-                             spec["names"]["kind"], spec.get("scope", "Namespaced") == "Namespaced")
+                    Resource(spec["group"], v["name"], names["plural"], names["kind"],
+                             spec.get("scope", "Namespaced") == "Namespaced",
+                             tuple(names.get("shortNames") or ()),
+                             names.get("singular") or names["kind"].lower(),
+                             tuple(names.get("categories") or ()), custom=True)
                 )
+
+    def unregister_crd(self, crd: dict[str, Any], drop_objects: bool = True) -> None:
+        """Stop serving a CRD's resources (all versions); with ``drop_objects`` also forget its
+        custom objects (what deleting a CRD does)."""
+        group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+        for key, r in list(self.resources.items()):
+            if r.custom and r.group == group and r.plural == plural:
+                del self.resources[key]
+        if drop_objects:
+            self.objects.pop((group, plural), None)
 
     def add(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Insert or replace one object (no resourceVersion bookkeeping: the emulator adds
@@ -246,7 +268,8 @@ class StaticKubeReader:
         try:
             return self.store.select(api_version, plural, namespace, label_selector, field_selector)
         except KeyError as e:
-            raise KubeNotFound(f"the server could not find the requested resource ({plural})") from e
+            raise KubeNotFound(
+                f"the server could not find the requested resource ({plural})") from e
 
     def get(self, api_version: str, plural: str, name: str, namespace: str | None = None
             ) -> dict[str, Any] | None:
