@@ -16,6 +16,7 @@ from __future__ import annotations
 import getpass
 import json
 import shlex
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -117,7 +118,7 @@ def status(ctx: click.Context, cluster: str | None, kubeconfig: str | None, outp
     if output == "json":
         click.echo(report_json(report))
     else:
-        width = click.get_terminal_size()[0] if sys.stdout.isatty() else 120
+        width = shutil.get_terminal_size((120, 40)).columns if sys.stdout.isatty() else 120
         click.echo(report_text(report, width=max(80, width), color=_use_color(no_color)),
                    nl=False)
     if fail_on:

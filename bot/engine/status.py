@@ -115,7 +115,7 @@ def build_report(
     for probe in sorted(probes, key=lambda p: p.order):
         try:
             insp = probe.inspect(ctx)
-        except (KubeError, K8snetError, Exception) as e:  # noqa: BLE001 - report must stand
+        except (KubeError, K8snetError, Exception) as e:
             sections[probe.section] = SectionReport(
                 name=probe.section, title=probe.title, status=SectionStatus.UNKNOWN,
                 summary="unknown", error=_reason(e))

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     """How bad a finding is. Ordered: ``info < warning < critical``.
 
     ``info`` describes state an operator should know (e.g. "kube-proxy replaced by Cilium"),
@@ -42,7 +42,7 @@ class Severity(str, enum.Enum):
         return {"info": 0, "warning": 1, "critical": 2}[self.value]
 
 
-class SectionStatus(str, enum.Enum):
+class SectionStatus(enum.StrEnum):
     """Overall state of a report section.
 
     ``unknown`` means the probe could not decide (403, timeout, unreachable, garbage data):

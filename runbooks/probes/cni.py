@@ -54,7 +54,7 @@ class CniProbe(Probe):
     def inspect(self, ctx: ProbeContext) -> Inspection:
         """List DaemonSets cluster-wide (a 403 there makes the section unknown), then read the
         detected CNI's own configuration. Findings CNI001-CNI010 (see
-        ``docs/findings.cni-kubeproxy.md``). Malformed ``net-conf.json`` is a finding, never an
+        ``docs/findings.md``). Malformed ``net-conf.json`` is a finding, never an
         exception; a CRD that is not installed is not an error."""
         run = _Run(ctx)
         return run.inspect()

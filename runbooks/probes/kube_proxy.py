@@ -89,7 +89,7 @@ class KubeProxyProbe(Probe):
     def inspect(self, ctx: ProbeContext) -> Inspection:
         """Read the kube-proxy DaemonSet (a 403 makes the section unknown), its pods, its
         configuration and (best effort) its startup logs. Findings KP001-KP015 (see
-        ``docs/findings.cni-kubeproxy.md``). Reads ``ctx.facts["cni"]`` (kube-proxy
+        ``docs/findings.md``). Reads ``ctx.facts["cni"]`` (kube-proxy
         replacement) and ``ctx.facts["nodes"]`` (kernels for nftables)."""
         return _Run(ctx).inspect()
 

@@ -20,7 +20,7 @@ Facts published (``ctx.facts["metallb"]``)::
      "loadbalancers": {"total": int, "with_ip": int, "pending": ["ns/name", ...]}}
 
 Domain sources: DOMAIN.md §3 (MetalLB shapes, generations, validation, pending reasons) and §1.4
-(strictARP); finding codes are documented in ``docs/findings.metallb-netpol.md``.
+(strictARP); finding codes are documented in ``docs/findings.md``.
 """
 
 from __future__ import annotations

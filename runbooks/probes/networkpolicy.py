@@ -24,7 +24,7 @@ Facts published (``ctx.facts["networkpolicy"]``)::
 ``declared_ingress``/``declared_egress``; coverage counts are then 0.
 System namespaces (kube-system, kube-public, kube-node-lease) are analysed but left out of the
 coverage counts and of NP001. Domain sources: DOMAIN.md §4 and §5.1; codes in
-``docs/findings.metallb-netpol.md``.
+``docs/findings.md``.
 """
 
 from __future__ import annotations

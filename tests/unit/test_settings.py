@@ -101,7 +101,7 @@ def test_clusters_from_kubeconfig_contexts(tmp_path: Path, monkeypatch: pytest.M
 def test_explicit_kubeconfig_flag_wins(tmp_path: Path) -> None:
     kc = write(tmp_path, "kc", KUBECONFIG)
     cfg = write(tmp_path, "k.yaml", "clusters:\n  other: {in_cluster: true}\n")
-    clusters, default = resolve_clusters(load_settings(cfg), kubeconfig=kc)
+    clusters, _default = resolve_clusters(load_settings(cfg), kubeconfig=kc)
     assert sorted(clusters) == ["lab", "prod"]
     assert clusters["lab"].kubeconfig == kc
 

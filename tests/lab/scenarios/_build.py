@@ -107,6 +107,8 @@ def node(name: str, ip: str, *, cpus: int = 4, kernel: str = "6.8.0-51-generic",
             "nodeInfo": {"kernelVersion": kernel, "osImage": os_image,
                          "operatingSystem": "linux", "architecture": "amd64",
                          "kubeletVersion": kubelet, "kubeProxyVersion": "",
+                         "bootID": uid("boot", name), "machineID": uid("machine", name)[:8],
+                         "systemUUID": uid("uuid", name),
                          "containerRuntimeVersion": "containerd://1.7.27"},
         },
     }
@@ -130,6 +132,7 @@ def pods_for(owner: Obj, nodes: list[Obj], *, started: str = "2025-11-05T10:00:0
         statuses = []
         for c in containers:
             st: Obj = {"name": c["name"], "image": c.get("image", ""), "ready": ready,
+                       "imageID": f"{c.get('image', '')}@sha256:{uid(c.get('image', ''))[:8]}",
                        "restartCount": restart_count, "started": ready}
             if waiting_reason:
                 st["state"] = {"waiting": {"reason": waiting_reason}}

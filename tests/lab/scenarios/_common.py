@@ -21,7 +21,8 @@ DNS_IP = "10.96.0.10"
 def coredns(sc: Scenario, nodes: list[Obj], replicas: int = 2) -> tuple[Obj, Obj, list[Obj]]:
     """Upstream CoreDNS Deployment + ``kube-dns`` Service (CLUSTER_DNS_IP = 10.96.0.10), its
     pods on the first ``replicas`` nodes and the EndpointSlice (pod port 53)."""
-    deploy, svc = (copy.deepcopy(o) for o in load("coredns/coredns-deployment-and-service.sed-template.yaml"))
+    deploy, svc = (copy.deepcopy(o)
+                   for o in load("coredns/coredns-deployment-and-service.sed-template.yaml"))
     svc["spec"]["clusterIP"] = DNS_IP
     deploy["status"] = {"replicas": replicas, "readyReplicas": replicas}
     pods = pods_for(deploy, nodes[:replicas], host_ip_from_node=False)
@@ -33,13 +34,15 @@ def coredns(sc: Scenario, nodes: list[Obj], replicas: int = 2) -> tuple[Obj, Obj
 
 
 def kube_proxy(sc: Scenario, nodes: list[Obj], configmap: Obj | None, *,
-               started: str = "2025-11-05T10:00:00Z", log_file: str | None = "kube-proxy-startup-iptables.txt",
+               started: str = "2025-11-05T10:00:00Z",
+               log_file: str | None = "kube-proxy-startup-iptables.txt",
                version: str = "v1.34.0") -> tuple[Obj, list[Obj]]:
     """The real kubeadm kube-proxy DaemonSet (``--config=/var/lib/kube-proxy/config.conf``),
     one pod per node started at ``started``, the given ConfigMap and the startup log from
     ``fixtures/api`` for each pod."""
     ds = copy.deepcopy(load_one("cluster-dumps/kubeadm-v1.34-canal.kube-proxy.daemonset.yaml"))
-    ds["spec"]["template"]["spec"]["containers"][0]["image"] = f"registry.k8s.io/kube-proxy:{version}"
+    container = ds["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = f"registry.k8s.io/kube-proxy:{version}"
     n = len(nodes)
     ds["status"] = {"currentNumberScheduled": n, "desiredNumberScheduled": n, "numberReady": n,
                     "numberAvailable": n, "updatedNumberScheduled": n, "numberMisscheduled": 0,
@@ -57,7 +60,8 @@ def kube_proxy(sc: Scenario, nodes: list[Obj], configmap: Obj | None, *,
 
 def base_namespaces(*extra: str) -> list[Obj]:
     """default, kube-system, kube-public, kube-node-lease and ``extra``."""
-    return [namespace(n) for n in ("default", "kube-system", "kube-public", "kube-node-lease", *extra)]
+    names = ("default", "kube-system", "kube-public", "kube-node-lease", *extra)
+    return [namespace(n) for n in names]
 
 
 # --- MetalLB / Calico / NetworkPolicy helpers (appended for scenarios b and the MetalLB and

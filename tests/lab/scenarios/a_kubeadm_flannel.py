@@ -32,7 +32,8 @@ def build() -> Scenario:
     for i, nm in enumerate(("node-1", "node-2", "node-3")):
         ip = f"192.168.10.{11 + i}"
         ann = {**flannel_ann, "flannel.alpha.coreos.com/public-ip": ip,
-               "flannel.alpha.coreos.com/backend-data": '{"VNI":1,"VtepMAC":"76:a6:b2:1e:9b:b%d"}' % i}
+               "flannel.alpha.coreos.com/backend-data":
+                   f'{{"VNI":1,"VtepMAC":"76:a6:b2:1e:9b:b{i}"}}'}
         nodes.append(node(nm, ip, cpus=8, control_plane=(i == 0), annotations=ann))
     sc.objects += nodes
     sc.objects += _common.base_namespaces("kube-flannel", "metallb-system", "shop", "monitoring")
@@ -55,9 +56,11 @@ def build() -> Scenario:
                "metadata": {"name": "speaker", "namespace": "metallb-system",
                             "labels": {"app": "metallb", "component": "speaker"}},
                "spec": {"selector": {"matchLabels": {"app": "metallb", "component": "speaker"}},
-                        "template": {"metadata": {"labels": {"app": "metallb", "component": "speaker"}},
-                                     "spec": {"hostNetwork": True, "containers": [
-                                         {"name": "speaker", "image": "quay.io/metallb/speaker:v0.12.1"}]}}},
+                        "template": {
+                            "metadata": {"labels": {"app": "metallb", "component": "speaker"}},
+                            "spec": {"hostNetwork": True, "containers": [
+                                {"name": "speaker",
+                                 "image": "quay.io/metallb/speaker:v0.12.1"}]}}},
                "status": {"desiredNumberScheduled": 3, "numberReady": 3}}
     sc.objects += [mlb_cm, ctrl, *pods_for(ctrl, nodes[1:2]), speaker, *pods_for(speaker, nodes)]
 
