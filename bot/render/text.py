@@ -48,8 +48,10 @@ def report_text(report: ClusterReport, *, width: int = 120, color: bool = False)
     sections.add_column("Status", no_wrap=True)
     sections.add_column("Summary", overflow="fold")
     for s in report.sections:
-        summary = s.summary if not s.error else (
-            f"{s.summary} - {s.error}" if s.summary and s.summary != "unknown" else s.error)
+        summary = s.summary
+        if s.error:
+            summary = (f"{s.summary}\nunknown: {s.error}" if s.summary and s.summary != "unknown"
+                       else f"unknown: {s.error}")
         sections.add_row(s.title, Text(s.status.value.upper(), style=_STATUS_STYLE[s.status]),
                          summary)
     con.print(sections)

@@ -73,12 +73,11 @@ class ConntrackProbe(Probe):
                 f"nodes' own sysctl settings decide nf_conntrack_max.",
                 {"kube_proxy_deployed": False, "replaced_by": who}))
             short = f"not deployed, {who_name} replaces it" if who else "not deployed"
-            return Inspection(summary=f"not managed by kube-proxy ({short}); live usage "
-                              "needs node access", findings=tuple(findings), facts=facts)
+            return Inspection(summary=f"not managed by kube-proxy ({short})", findings=tuple(findings), facts=facts)
         ct = kpf.get("conntrack")
         if not isinstance(ct, dict):
             return Inspection(summary="kube-proxy's conntrack settings unknown (configuration "
-                              "not visible); live usage needs node access", facts=facts)
+                              "not visible)", facts=facts)
         subj = kpf.get("configmap") or KP_SUBJECT
         mpc, mn = ct.get("max_per_core"), ct.get("min")
         version = parse_version(kpf.get("version") or "") or \
@@ -103,8 +102,7 @@ class ConntrackProbe(Probe):
                 "CT003", Severity.INFO, subj,
                 "kube-proxy leaves nf_conntrack_max alone (conntrack.maxPerCore is 0), so the "
                 "nodes' own sysctl settings decide the limit.", base))
-            return Inspection(summary="kube-proxy leaves nf_conntrack_max alone (maxPerCore 0); "
-                              "live usage needs node access", findings=tuple(findings),
+            return Inspection(summary="kube-proxy leaves nf_conntrack_max alone (maxPerCore 0)", findings=tuple(findings),
                               facts=facts)
         by_node: dict[str, dict[str, Any]] = {}
         for entry in facts["nodes"]:
@@ -181,7 +179,7 @@ def _crash_findings(kpf: dict[str, Any], by_node: dict[str, dict[str, Any]],
 
 def _summary(facts: dict[str, Any], mpc: Any, mn: Any) -> str:
     known = [e for e in facts["nodes"] if e.get("target")]
-    tail = "; live usage needs node access"
+    tail = ""
     settings = f"maxPerCore {mpc}, min {mn}"
     if facts.get("cap") and any(e["capped"] for e in known):
         settings += ", capped at 1,048,576"

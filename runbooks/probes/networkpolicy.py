@@ -110,6 +110,15 @@ class NetworkPolicyProbe(Probe):
                                 "declared_egress": np.isolation(pols, np.EGRESS).state,
                                 "dns_egress": "not-enforced",
                                 "system": ns in np.SYSTEM_NAMESPACES}
+            app_ns = sorted(n for n, v in ns_facts.items() if not v["system"])
+            if app_ns:
+                findings.append(_f(
+                    "NP013", Severity.WARNING, "cluster/networkpolicy",
+                    f"No namespace is isolated: {cni_name or 'the CNI'} does not enforce "
+                    f"NetworkPolicy, so pods in all {_plural(len(app_ns), 'application namespace')}"
+                    " accept traffic from and send traffic to any pod.",
+                    {"cni": cni_name, "enforces_networkpolicy": False, "namespaces": app_ns,
+                     "policies": len(policies)}))
             summary = (f"{cni_name or 'the CNI'} does not enforce NetworkPolicy; "
                        + (f"{_plural(len(policies), 'policy')} in "
                           f"{_plural(len(by_ns), 'namespace')} "

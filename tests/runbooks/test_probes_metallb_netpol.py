@@ -15,7 +15,14 @@ import pytest
 
 import runbooks.probes
 from bot.engine.status import build_report
-from bot.sdk import ClusterReport, Finding, KubeForbidden, ProbeContext, SectionReport
+from bot.sdk import (
+    ClusterReport,
+    Finding,
+    KubeForbidden,
+    ProbeContext,
+    SectionReport,
+    Severity,
+)
 from runbooks.probes.metallb import MetalLBProbe
 from runbooks.probes.networkpolicy import NetworkPolicyProbe
 from tests.lab import scenarios
@@ -121,8 +128,12 @@ def test_a_networkpolicy_on_flannel_never_claims_isolation() -> None:
     npsec = section(report("a"), "networkpolicy")
     assert not [f for f in npsec.findings if f.code in ("NP002", "NP003")]
     if npsec.facts.get("enforced") is False:
-        assert npsec.status.value == "ok"
+        # not "ok": no namespace is isolated, and the section must say so
+        assert npsec.status.value == "warning"
         assert "does not enforce NetworkPolicy" in npsec.summary
+        iso = one(npsec.findings, "NP013", "cluster/networkpolicy")
+        assert set(iso.evidence["namespaces"]) == {"default", "kube-flannel", "metallb-system",
+                                                   "monitoring", "shop"}
         assert not [f for f in npsec.findings if f.code == "NP001"]
     else:  # cni facts unavailable: enforcement unknown, said so
         assert npsec.error and "enforcement unknown" in npsec.error
@@ -231,7 +242,9 @@ def test_case_flannel_netpol_not_enforced() -> None:
     insp = run_netpol(sc, {"cni": CNI_FLANNEL})
     f = one(insp.findings, "NP004", "networkpolicy/default/deny-cross-namespace")
     assert f.severity.value == "warning" and "not enforced" in f.message
-    assert [x.code for x in insp.findings] == ["NP004"]
+    assert sorted(x.code for x in insp.findings) == ["NP004", "NP013"]
+    iso = one(insp.findings, "NP013", "cluster/networkpolicy")
+    assert iso.severity is Severity.WARNING and "No namespace is isolated" in iso.message
     assert insp.facts["namespaces"]["default"]["ingress"] == "not-enforced"
     assert insp.facts["namespaces"]["default"]["declared_ingress"] == "default-deny"
     assert insp.facts["coverage"]["default_deny_ingress"] == 0
