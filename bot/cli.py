@@ -46,7 +46,16 @@ def _actor() -> Actor:
 
 
 def _command_text() -> str:
-    return "k8snet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """The command as the audit trail records it, rebuilt from the parsed parameters (so it
+    is the same whether run from a shell or a test), e.g. ``k8snet status --cluster prod``."""
+    ctx = click.get_current_context()
+    parts = [ctx.command_path]
+    for name, value in ctx.params.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        parts.append(flag if value is True else f"{flag} {shlex.quote(str(value))}")
+    return " ".join(parts)
 
 
 def _die(message: str, code: int) -> None:

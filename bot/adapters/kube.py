@@ -98,7 +98,10 @@ class KubeAdapter:
                     raise KubeError(
                         f"Cannot load credentials for cluster {self.name!r} from {where}: {e}",
                         cluster=self.name) from e
-                cfg.retries = 1
+                # One retry for a connection that could not be made; never re-send a request
+                # the server may have received (read timeouts), so writes stay at-most-once.
+                cfg.retries = urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0,
+                                            other=0)
                 self._api = k8s_client.ApiClient(configuration=cfg)
             return self._api
 
@@ -135,8 +138,9 @@ class KubeAdapter:
             ) from e
         except urllib3.exceptions.MaxRetryError as e:
             reason = e.reason
-            if isinstance(reason, urllib3.exceptions.ConnectTimeoutError | TimeoutError) and \
-                    not isinstance(reason, urllib3.exceptions.NewConnectionError):
+            if isinstance(reason, urllib3.exceptions.ReadTimeoutError | TimeoutError) or (
+                    isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
+                    and not isinstance(reason, urllib3.exceptions.NewConnectionError)):
                 raise KubeTimeout(
                     f"The API server of cluster {self.name!r} at {server} did not answer within "
                     f"{self.timeout:g} s ({verb} {resource}).", cluster=self.name, server=server

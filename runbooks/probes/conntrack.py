@@ -73,7 +73,8 @@ class ConntrackProbe(Probe):
                 f"nodes' own sysctl settings decide nf_conntrack_max.",
                 {"kube_proxy_deployed": False, "replaced_by": who}))
             short = f"not deployed, {who_name} replaces it" if who else "not deployed"
-            return Inspection(summary=f"not managed by kube-proxy ({short})", findings=tuple(findings), facts=facts)
+            return Inspection(summary=f"not managed by kube-proxy ({short})",
+                              findings=tuple(findings), facts=facts)
         ct = kpf.get("conntrack")
         if not isinstance(ct, dict):
             return Inspection(summary="kube-proxy's conntrack settings unknown (configuration "
@@ -102,8 +103,8 @@ class ConntrackProbe(Probe):
                 "CT003", Severity.INFO, subj,
                 "kube-proxy leaves nf_conntrack_max alone (conntrack.maxPerCore is 0), so the "
                 "nodes' own sysctl settings decide the limit.", base))
-            return Inspection(summary="kube-proxy leaves nf_conntrack_max alone (maxPerCore 0)", findings=tuple(findings),
-                              facts=facts)
+            return Inspection(summary="kube-proxy leaves nf_conntrack_max alone (maxPerCore 0)",
+                              findings=tuple(findings), facts=facts)
         by_node: dict[str, dict[str, Any]] = {}
         for entry in facts["nodes"]:
             cpus = entry.get("cpus")

@@ -284,9 +284,10 @@ class StaticKubeReader:
     def pod_log(self, namespace: str, name: str, container: str | None = None,
                 tail_lines: int = 200) -> str:
         self._check("pods/log")
-        if (namespace, name) not in self.logs:
+        if self.get("v1", "pods", name, namespace) is None:
             raise KubeNotFound(f'pods "{name}" not found')
-        return "\n".join(self.logs[(namespace, name)].splitlines()[-tail_lines:])
+        # like the emulator and a container that has printed nothing: an empty log
+        return "\n".join(self.logs.get((namespace, name), "").splitlines()[-tail_lines:])
 
     def server_version(self) -> dict[str, Any]:
         return dict(self.version)

@@ -15,6 +15,7 @@ from tests.lab.paths import REAL
 from tests.lab.store import Store
 
 Obj = dict[str, Any]
+CLUSTER_CREATED = "2025-11-05T09:50:00Z"
 
 
 @dataclass
@@ -34,6 +35,11 @@ class Scenario:
         """A fresh Store holding the scenario's objects (CRDs first)."""
         s = Store()
         for o in sorted(self.objects, key=lambda o: o["kind"] != "CustomResourceDefinition"):
+            o = copy.deepcopy(o)
+            meta = o.setdefault("metadata", {})
+            # an object the fixture shows without one was created with the cluster, before
+            # the pods started (pods_for default 10:00): never "changed after the pods"
+            meta.setdefault("creationTimestamp", CLUSTER_CREATED)
             s.add(o)
         return s
 
