@@ -27,6 +27,7 @@ import click
 from bot import __version__
 from bot.engine.core import Actor, Engine
 from bot.render.text import clusters_text, report_json, report_text
+from bot.sdk.audit import CommandRecord
 from bot.sdk.errors import InputError, K8snetError, KubeError, SettingsError
 from bot.sdk.results import SectionStatus, Severity
 from bot.settings import Settings, load_settings
@@ -170,21 +171,35 @@ def db() -> None:
     """Audit database: migrations."""
 
 
+def _migrate(ctx: click.Context, direction: str, revision: str) -> None:
+    """Run an Alembic migration on the configured database and say where it stands."""
+    from bot.adapters import db as dbmod
+
+    settings = _settings(ctx)
+    url = settings.database_url
+    t0 = time.monotonic()
+    try:
+        (dbmod.upgrade if direction == "upgrade" else dbmod.downgrade)(url, revision)
+        rev = dbmod.current_revision(url)
+        if rev == dbmod.head_revision():  # the commands table exists: audit this command
+            actor = _actor()
+            with dbmod.AuditStore(url) as audit:
+                audit.record_command(CommandRecord(
+                    actor=actor.user, source=actor.source, channel=actor.channel,
+                    text=_command_text(), cluster=None, outcome="ok",
+                    detail=f"database at {rev}",
+                    duration_ms=int((time.monotonic() - t0) * 1000)))
+    except K8snetError as e:
+        _die(str(e), EXIT_SETTINGS)
+    click.echo(f"Audit database {dbmod.display_url(url)} is at revision {rev or 'base'}.")
+
+
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Migrate the audit database (settings `database_url`) to REVISION."""
-    from bot.adapters import db as dbmod
-
-    settings = _settings(ctx)
-    try:
-        dbmod.upgrade(settings.database_url, revision)
-        rev = dbmod.current_revision(settings.database_url)
-    except K8snetError as e:
-        _die(str(e), EXIT_SETTINGS)
-    click.echo(f"Audit database {dbmod.display_url(settings.database_url)} is at revision "
-               f"{rev}.")
+    _migrate(ctx, "upgrade", revision)
 
 
 @db.command("downgrade")
@@ -192,16 +207,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def db_downgrade(ctx: click.Context, revision: str) -> None:
     """Migrate the audit database down to REVISION (e.g. `base`)."""
-    from bot.adapters import db as dbmod
-
-    settings = _settings(ctx)
-    try:
-        dbmod.downgrade(settings.database_url, revision)
-        rev = dbmod.current_revision(settings.database_url)
-    except K8snetError as e:
-        _die(str(e), EXIT_SETTINGS)
-    click.echo(f"Audit database {dbmod.display_url(settings.database_url)} is at revision "
-               f"{rev or 'base'}.")
+    _migrate(ctx, "downgrade", revision)
 
 
 @cli.command()
