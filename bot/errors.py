@@ -5,6 +5,8 @@
     K8snetError
     ├── SettingsError           bad settings file or environment (names the key)
     ├── InputError              bad input from a person (names the field)
+    ├── Refused                 understood but not allowed: role, four eyes, expired, channel,
+    │                           state (names the reason)
     └── KubeError               anything from a Kubernetes API server (names the cluster)
         ├── KubeUnreachable     connection refused / DNS / TLS / no route: names server and cause
         ├── KubeTimeout         no answer within the timeout (seconds)
@@ -35,6 +37,17 @@ class InputError(K8snetError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class Refused(K8snetError):
+    """A request that is understood but not allowed now: missing role, self-approval, expired
+    approval, channel not allowed, run in the wrong state, cluster locked. ``reason`` is a
+    short stable code (``role``, ``self-approval``, ``expired``, ``channel``, ``state``,
+    ``locked``, ``stale``); the message says why in one sentence."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class KubeError(K8snetError):

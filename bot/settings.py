@@ -68,6 +68,63 @@ class ClusterSettings(BaseModel):
     )
 
 
+ROLES = ("viewer", "operator", "approver", "admin")
+
+
+class RoleMembers(BaseModel):
+    """Who holds each role on a cluster. Entries are Slack user ids (``U0123ABC``, ``W...``),
+    Slack user group ids (``S0123ABC``: every member of the group), CLI users
+    (``cli:<os user>``) or ``*`` (everyone). Roles are cumulative: an admin is also an approver,
+    an approver also an operator, an operator also a viewer.
+
+    viewer: status, history, show; operator: also plan runbooks (``run``); approver: also
+    approve or reject other people's runs; admin: everything, including rollback of
+    interrupted runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    viewer: list[str] = Field(default_factory=list)
+    operator: list[str] = Field(default_factory=list)
+    approver: list[str] = Field(default_factory=list)
+    admin: list[str] = Field(default_factory=list)
+
+    @field_validator("viewer", "operator", "approver", "admin")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        for m in v:
+            if m != "*" and not re.fullmatch(r"[UWS][A-Z0-9]{2,}|cli:[A-Za-z0-9._-]{1,64}|cli:\*",
+                                             m):
+                raise ValueError(f"{m!r} is not a Slack user id (U...), user group id (S...), "
+                                 "cli:<user> or *")
+        return v
+
+
+class Policy(BaseModel):
+    """Approval policy (DESIGN.md §5). With no ``roles`` at all, everyone is an operator and an
+    approver (four eyes still apply: nobody approves their own disruptive run)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    roles: dict[str, RoleMembers] = Field(
+        default_factory=dict,
+        description="Role members per cluster name; the key '*' applies to every cluster.",
+    )
+    approvals_required: int = Field(
+        default=1, ge=1, le=5,
+        description="Approvals a disruptive run needs, from approvers other than the requester.",
+    )
+    approval_ttl_minutes: int = Field(
+        default=30, ge=1, le=24 * 60,
+        description="Minutes a plan stays approvable; after that it expires and must be "
+        "planned again.",
+    )
+    lock_lease_seconds: int = Field(
+        default=600, ge=30, le=6 * 3600,
+        description="Seconds a cluster's run lock is held without renewal before another "
+        "process may take it over (a crashed holder).",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of k8snet. Environment variables are ``K8SNET_`` + the upper-case field
     name (e.g. ``K8SNET_DATABASE_URL``); the YAML file uses the field names as keys."""
@@ -116,6 +173,8 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=300,
         description="Default seconds to wait for one Kubernetes API request.",
     )
+    policy: Policy = Field(default_factory=Policy,
+                           description="Roles, approvals and locks for runbook runs.")
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ from bot.sdk.errors import (
     KubeNotFound,
     KubeTimeout,
     KubeUnreachable,
+    Refused,
     SettingsError,
 )
 from bot.sdk.ports import KubeReader, ProbeContext
@@ -25,8 +26,25 @@ from bot.sdk.results import (
     Severity,
     worst_status,
 )
+from bot.sdk.runbook import (
+    Applied,
+    Change,
+    Check,
+    KubeWriter,
+    Params,
+    PhaseError,
+    Plan,
+    Risk,
+    Runbook,
+    RunContext,
+    Verification,
+    strip_noise,
+)
 
 __all__ = [
+    "Applied",
+    "Change",
+    "Check",
     "ClusterReport",
     "Finding",
     "InputError",
@@ -39,12 +57,22 @@ __all__ = [
     "KubeReader",
     "KubeTimeout",
     "KubeUnreachable",
+    "KubeWriter",
+    "Params",
+    "PhaseError",
+    "Plan",
     "Probe",
     "ProbeContext",
     "ProbeError",
+    "Refused",
+    "Risk",
+    "RunContext",
+    "Runbook",
     "SectionReport",
     "SectionStatus",
     "SettingsError",
     "Severity",
+    "Verification",
+    "strip_noise",
     "worst_status",
 ]

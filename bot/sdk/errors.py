@@ -10,6 +10,7 @@ from bot.errors import (
     KubeNotFound,
     KubeTimeout,
     KubeUnreachable,
+    Refused,
     SettingsError,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "KubeNotFound",
     "KubeTimeout",
     "KubeUnreachable",
+    "Refused",
     "SettingsError",
 ]
