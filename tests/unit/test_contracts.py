@@ -43,7 +43,7 @@ def test_each_documented_code_says_why_how_and_source() -> None:
 
 def test_sdk_all_is_complete() -> None:
     public = {n for n in dir(bot.sdk) if not n.startswith("_")} - {
-        "errors", "ports", "probe", "results", "audit", "annotations", "runbook"}
+        "errors", "ports", "probe", "results", "audit", "annotations", "runbook", "runs"}
     assert public <= set(bot.sdk.__all__), sorted(public - set(bot.sdk.__all__))
     for name in bot.sdk.__all__:
         assert getattr(bot.sdk, name).__doc__, f"{name} has no docstring"
