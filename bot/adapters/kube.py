@@ -1,4 +1,5 @@
-"""The only module that talks to Kubernetes: a ``KubeReader`` over the official client.
+"""The only module that talks to Kubernetes: a ``KubeReader`` and ``KubeWriter`` over the
+official client.
 
 One :class:`KubeAdapter` per cluster, built lazily from a kubeconfig context or the in-cluster
 ServiceAccount. Reads go through the client's ``ApiClient`` (auth, TLS, proxies as configured
@@ -11,11 +12,24 @@ typed models (DESIGN.md §11: ~5x for 5,000 Services).
 - Every request has a timeout (connect, read) in seconds from the settings.
 - Errors become the ``bot.sdk.errors.KubeError`` tree with one plain sentence: a 403 names the
   verb and resource the bot lacks, an unreachable server names the server and the cause.
+- Writes (``create``/``replace``/``patch``/``delete``, the ``bot.sdk.runbook.KubeWriter``
+  protocol) send ``dryRun=All`` when asked (admission webhooks and validation run, nothing is
+  stored) and ``fieldManager=k8snet``. They are never retried: the urllib3 retry allows one
+  retry of a connection that could not be *made* (nothing was sent) and none after a request
+  went out, so a write reaches the server at most once; a timeout says the change may or may
+  not have been made. Write errors keep the apiserver's message verbatim: 409
+  ``Conflict``/``AlreadyExists`` and other Status codes become ``KubeApiError(code, reason)``,
+  a 422 ``Invalid`` message lists the field causes, a 403 from RBAC becomes ``KubeForbidden``
+  naming the verb and resource, while a 403 that is *not* RBAC (an admission webhook's denial,
+  a quota, a terminating namespace) becomes ``KubeApiError(code=403)`` with the apiserver's
+  words, so nobody is told to grant a permission that would not help
+  (https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +51,15 @@ from bot.sdk.errors import (
 
 PAGE_SIZE = 500
 MAX_LIST_RESTARTS = 3
+FIELD_MANAGER = "k8snet"
+PATCH_CONTENT_TYPES = {
+    "merge": "application/merge-patch+json",  # RFC 7386
+    "strategic": "application/strategic-merge-patch+json",  # built-in kinds only
+    "json": "application/json-patch+json",  # RFC 6902
+}
+# What RBAC denials look like ("User \"x\" cannot create resource \"y\" in API group ..."),
+# as opposed to 403s from admission webhooks, quotas or terminating namespaces.
+_RBAC_DENIAL = re.compile(r"\bcannot [a-z]+ resource\b")
 
 
 def _resource_path(api_version: str, plural: str, namespace: str | None,
@@ -56,7 +79,7 @@ def _group(api_version: str) -> str:
 
 
 class KubeAdapter:
-    """``KubeReader`` for one cluster.
+    """``KubeReader`` and ``KubeWriter`` for one cluster.
 
     ``kubeconfig``: path or None (``$KUBECONFIG`` / ``~/.kube/config``, several files merged);
     ``context``: kubeconfig context or None (current-context); ``in_cluster``: use the Pod's
@@ -115,15 +138,22 @@ class KubeAdapter:
 
     def _request(self, method: str, path: str, query: list[tuple[str, Any]] | None = None,
                  *, verb: str, resource: str, namespace: str | None = None,
-                 accept: str = "application/json") -> tuple[int, bytes]:
+                 accept: str = "application/json", body: Any = None,
+                 content_type: str | None = None) -> tuple[int, bytes]:
         api = self._client()
         server = str(api.configuration.host)
-        m, url, headers, body, post = api.param_serialize(
-            method, path, query_params=query or [], header_params={"Accept": accept},
+        header_params = {"Accept": accept}
+        if content_type:
+            header_params["Content-Type"] = content_type
+        m, url, headers, payload, post = api.param_serialize(
+            method, path, query_params=query or [], header_params=header_params, body=body,
             auth_settings=["BearerToken"])
         self.requests += 1
+        write = method not in ("GET", "HEAD")
+        maybe = (" The request may have reached the server: read the object before trying "
+                 "again." if write else "")
         try:
-            resp = api.call_api(m, url, headers, body, post,
+            resp = api.call_api(m, url, headers, payload, post,
                                 _request_timeout=(min(5.0, self.timeout), self.timeout))
             data = resp.read()
         except urllib3.exceptions.NewConnectionError as e:
@@ -134,8 +164,8 @@ class KubeAdapter:
                 TimeoutError) as e:
             raise KubeTimeout(
                 f"The API server of cluster {self.name!r} at {server} did not answer within "
-                f"{self.timeout:g} s ({verb} {resource}).", cluster=self.name, server=server
-            ) from e
+                f"{self.timeout:g} s ({verb} {resource}).{maybe}", cluster=self.name,
+                server=server) from e
         except urllib3.exceptions.MaxRetryError as e:
             reason = e.reason
             if isinstance(reason, urllib3.exceptions.ReadTimeoutError | TimeoutError) or (
@@ -143,8 +173,8 @@ class KubeAdapter:
                     and not isinstance(reason, urllib3.exceptions.NewConnectionError)):
                 raise KubeTimeout(
                     f"The API server of cluster {self.name!r} at {server} did not answer within "
-                    f"{self.timeout:g} s ({verb} {resource}).", cluster=self.name, server=server
-                ) from e
+                    f"{self.timeout:g} s ({verb} {resource}).{maybe}", cluster=self.name,
+                    server=server) from e
             raise KubeUnreachable(
                 f"Cannot reach the API server of cluster {self.name!r} at {server}: "
                 f"{_cause(reason)}.", cluster=self.name, server=server) from e
@@ -159,13 +189,33 @@ class KubeAdapter:
 
     def _status_error(self, code: int, data: bytes, *, verb: str, resource: str,
                       namespace: str | None, server: str) -> KubeError:
+        causes: list[Any] = []
         try:
             status = json.loads(data)
             message = str(status.get("message", "")) if isinstance(status, dict) else ""
             reason = str(status.get("reason", "")) if isinstance(status, dict) else ""
+            if isinstance(status, dict) and isinstance(status.get("details"), dict):
+                causes = status["details"].get("causes") or []
         except ValueError:
             message, reason = data[:200].decode("utf-8", "replace").strip(), ""
         where = f" in namespace {namespace!r}" if namespace else " cluster-wide"
+        if code == 403 and message and not _RBAC_DENIAL.search(message):
+            # Not RBAC: an admission webhook's denial, a quota, a terminating namespace. The
+            # apiserver's words are the explanation; granting permissions would not help.
+            return KubeApiError(
+                f"The API server of cluster {self.name!r} refused to {verb} {resource}{where} "
+                f"(403 {reason or 'Forbidden'}): {message}",
+                code=code, reason=reason or "Forbidden", cluster=self.name, server=server)
+        if code == 422:
+            extra = []
+            for c in causes if isinstance(causes, list) else []:
+                if not isinstance(c, dict):
+                    continue
+                text = ": ".join(str(c[k]) for k in ("field", "message") if c.get(k))
+                if text and str(c.get("message", "")) not in message:
+                    extra.append(text)
+            if extra:
+                message = f"{message} ({'; '.join(extra)})" if message else "; ".join(extra)
         if code == 403:
             res, _, grp = resource.partition(".")
             return KubeForbidden(
@@ -288,6 +338,79 @@ class KubeAdapter:
         _, data = self._request("GET", "/version", verb="get", resource="version")
         doc = self._json(data, "/version")
         return doc if isinstance(doc, dict) else {}
+
+    # ------------------------------------------------------------------ KubeWriter
+
+    def _write(self, method: str, api_version: str, plural: str, namespace: str | None,
+               name: str | None, *, verb: str, dry_run: bool, body: Any = None,
+               content_type: str | None = None) -> Any:
+        """One write request; returns the decoded JSON answer (a Status for most deletes)."""
+        resource = f"{plural}.{_group(api_version)}" if _group(api_version) else plural
+        query: list[tuple[str, Any]] = []
+        if dry_run:
+            query.append(("dryRun", "All"))
+        if method != "DELETE":
+            query.append(("fieldManager", FIELD_MANAGER))
+        _, data = self._request(method, _resource_path(api_version, plural, namespace, name),
+                                query, verb=verb, resource=resource, namespace=namespace,
+                                body=body, content_type=content_type)
+        target = f"{resource}/{name}" if name else resource
+        return self._json(data, f"{verb} {target}") if data.strip() else {}
+
+    def _object(self, doc: Any, verb: str, plural: str) -> dict[str, Any]:
+        if not isinstance(doc, dict):
+            raise KubeApiError(
+                f"The API server of cluster {self.name!r} answered {verb} {plural} with "
+                "something that is not an object.", code=200, reason="BadResponse",
+                cluster=self.name)
+        return doc
+
+    def create(self, api_version: str, plural: str, obj: dict[str, Any],
+               namespace: str | None = None, *, dry_run: bool = False) -> dict[str, Any]:
+        """POST ``obj``; returns the object as stored (or, with ``dry_run``, as it would be:
+        nothing is stored). 409 ``AlreadyExists`` -> KubeApiError(code=409); a missing
+        namespace -> KubeNotFound; 422 -> KubeApiError naming the invalid fields."""
+        ns = namespace or (obj.get("metadata") or {}).get("namespace")
+        doc = self._write("POST", api_version, plural, ns, None, verb="create",
+                          dry_run=dry_run, body=obj, content_type="application/json")
+        return self._object(doc, "create", plural)
+
+    def replace(self, api_version: str, plural: str, name: str, obj: dict[str, Any],
+                namespace: str | None = None, *, dry_run: bool = False) -> dict[str, Any]:
+        """PUT ``obj`` (with ``metadata.resourceVersion`` for optimistic concurrency: a stale
+        one -> KubeApiError(code=409, reason="Conflict")); KubeNotFound when the object is
+        gone."""
+        ns = namespace or (obj.get("metadata") or {}).get("namespace")
+        doc = self._write("PUT", api_version, plural, ns, name, verb="update",
+                          dry_run=dry_run, body=obj, content_type="application/json")
+        return self._object(doc, "update", plural)
+
+    def patch(self, api_version: str, plural: str, name: str, patch: Any,
+              namespace: str | None = None, *, patch_type: str = "merge",
+              dry_run: bool = False) -> dict[str, Any]:
+        """PATCH with ``patch_type`` ``merge`` (RFC 7386 ``application/merge-patch+json``),
+        ``strategic`` (``application/strategic-merge-patch+json``; built-in kinds only, a
+        custom resource answers 415) or ``json`` (RFC 6902 ``application/json-patch+json``,
+        a list of operations). ValueError for another type or a JSON patch that is not a list
+        (the official client would silently send it as a strategic merge)."""
+        ctype = PATCH_CONTENT_TYPES.get(patch_type)
+        if ctype is None:
+            raise ValueError(f"patch_type must be one of {', '.join(PATCH_CONTENT_TYPES)}, "
+                             f"not {patch_type!r}")
+        if patch_type == "json" and not isinstance(patch, list):
+            raise ValueError("a JSON patch (RFC 6902) is a list of operations")
+        if patch_type != "json" and not isinstance(patch, dict):
+            raise ValueError(f"a {patch_type} patch is a JSON object")
+        doc = self._write("PATCH", api_version, plural, namespace, name, verb="patch",
+                          dry_run=dry_run, body=patch, content_type=ctype)
+        return self._object(doc, "patch", plural)
+
+    def delete(self, api_version: str, plural: str, name: str, namespace: str | None = None,
+               *, dry_run: bool = False) -> None:
+        """DELETE one object (with ``dry_run``: nothing is deleted). KubeNotFound when it
+        does not exist."""
+        self._write("DELETE", api_version, plural, namespace, name, verb="delete",
+                    dry_run=dry_run)
 
     def close(self) -> None:
         """Release the connection pool."""
