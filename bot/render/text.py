@@ -1,5 +1,6 @@
-"""Terminal rendering: status reports as readable tables (rich) and as JSON. Pure functions:
-data in, text out; nothing here reads the cluster or prints."""
+"""Terminal rendering: status reports, runbooks, runs (plan diff, steps) and run history as
+readable text (rich tables) and as JSON. Pure functions: data in, text out; nothing here reads
+the cluster or prints."""
 
 from __future__ import annotations
 
@@ -12,7 +13,21 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bot.render.diff import plan_diff_text, plan_diffs
+from bot.render.runs import (
+    STATE_WORD,
+    RunbookInfoLike,
+    RunViewLike,
+    approved_by,
+    event_line,
+    fmt_time,
+    params_line,
+    rejected_by,
+    risk_of,
+    state_of,
+)
 from bot.sdk.results import ClusterReport, SectionStatus, Severity
+from bot.sdk.runs import RunEvent
 
 _STATUS_STYLE = {
     SectionStatus.OK: "green",
@@ -96,3 +111,145 @@ def clusters_text(rows: Sequence[dict[str, Any]], *, width: int = 120, color: bo
             t.add_row(r["name"], "*" if r.get("default") else "", r.get("server") or "")
         con.print(t)
     return str(con.file.getvalue())  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------- runbooks & runs
+
+
+def runbooks_text(infos: Sequence[RunbookInfoLike], *, width: int = 120,
+                  color: bool = False) -> str:
+    """A table of runbooks: name, versions, risk, summary."""
+    con = _console(width, color)
+    if not infos:
+        con.print("No runbooks are registered.")
+    else:
+        t = Table(header_style="bold")
+        t.add_column("Runbook", no_wrap=True)
+        t.add_column("Versions", no_wrap=True)
+        t.add_column("Risk", no_wrap=True)
+        t.add_column("Summary", overflow="fold")
+        for i in infos:
+            t.add_row(i.name, ", ".join(i.versions), risk_of(i.risk), i.summary)
+        con.print(t)
+    return str(con.file.getvalue())  # type: ignore[attr-defined]
+
+
+def runbooks_json(infos: Sequence[RunbookInfoLike]) -> str:
+    """Runbooks as a JSON list of ``{name, versions, risk, summary}`` (plus ``params``, the
+    Params JSON schema, when the info carries it)."""
+    out = []
+    for i in infos:
+        item: dict[str, Any] = {"name": i.name, "versions": list(i.versions),
+                                "risk": risk_of(i.risk), "summary": i.summary}
+        for attr in ("params_schema", "params", "schema"):
+            value = getattr(i, attr, None)
+            if isinstance(value, dict):
+                item["params"] = value
+                break
+        out.append(item)
+    return json.dumps(out, indent=2)
+
+
+def run_text(view: RunViewLike, events: Sequence[RunEvent] = (), *, diff: bool = True) -> str:
+    """A run as text: what, where, who, its state and detail, approvals, warnings, the diff of
+    every change (``diff``) and its steps (``events``, oldest first). Nothing is shortened."""
+    run = view.run
+    state = state_of(run)
+    lines = [f"Run {run.id}: {run.runbook}@{run.version} on {run.cluster} "
+             f"[{STATE_WORD.get(state, state)}]",
+             f"Requested by {run.requester} at {fmt_time(run.created_at)} · risk "
+             f"{risk_of(run.risk)}"]
+    if view.runbook_summary:
+        lines.append(f"Runbook: {view.runbook_summary}")
+    params = params_line(run.params)
+    if params:
+        lines.append(f"Params: {params}")
+    if run.detail:
+        lines.append(f"Detail: {run.detail}")
+    approvers = approved_by(view)
+    if run.approvals_required or approvers:
+        approval = f"Approvals: {len(approvers)} of {run.approvals_required}"
+        if approvers:
+            approval += f" (approved by {', '.join(approvers)})"
+        lines.append(approval)
+    for r in rejected_by(view):
+        lines.append(f"Rejected by {r.approver}" + (f": {r.reason}" if r.reason else ""))
+    if state == "awaiting_approval" and run.expires_at is not None:
+        lines.append(f"Expires: {fmt_time(run.expires_at)}")
+    for w in view.plan.warnings:
+        lines.append(f"Warning: {w}")
+    for n in view.plan.notes:
+        lines.append(f"Note: {n}")
+    if not view.plan.changes:
+        lines.append("Nothing to do: the cluster already matches.")
+    else:
+        lines.append(f"Changes ({len(view.plan.changes)}):")
+        if diff:
+            lines.append(plan_diff_text(view.plan).rstrip("\n"))
+        else:
+            lines.extend(f"  {i + 1}. {c.action} {c.target}"
+                         for i, c in enumerate(view.plan.changes))
+    applied = [a for a in (run.applied or []) if isinstance(a, dict)]
+    if applied:
+        lines.append("Applied:")
+        for a in applied:
+            mark = "ok" if a.get("ok") else "FAILED"
+            msg = f": {a.get('message')}" if a.get("message") else ""
+            lines.append(f"  [{mark}] {a.get('action')} {a.get('target')}{msg}")
+    if events:
+        lines.append("Steps:")
+        lines.extend("  " + event_line(e) for e in events)
+    return "\n".join(lines) + "\n"
+
+
+def run_dict(view: RunViewLike, events: Sequence[RunEvent] = ()) -> dict[str, Any]:
+    """A run as a JSON-ready dict: the run's fields, its plan, per-change diffs, approvals and
+    (when given) its events."""
+    run = view.run
+    state = state_of(run)
+    return {
+        "id": run.id, "cluster": run.cluster, "runbook": run.runbook, "version": run.version,
+        "state": state, "risk": risk_of(run.risk), "requester": run.requester,
+        "channel": run.channel, "params": run.params, "detail": run.detail,
+        "created_at": run.created_at.isoformat(), "updated_at": run.updated_at.isoformat(),
+        "expires_at": run.expires_at.isoformat() if run.expires_at else None,
+        "approvals_required": run.approvals_required,
+        "approvals_needed": view.approvals_needed,
+        "approvals": [{"approver": a.approver, "decision": a.decision, "at": a.at.isoformat(),
+                       "reason": a.reason} for a in view.approvals],
+        "plan_hash": run.plan_hash, "source_sha256": run.source_sha256,
+        "plan": view.plan.model_dump(mode="json"),
+        "diff": [{"index": d.index, "action": d.action, "target": d.target, "diff": d.diff}
+                 for d in plan_diffs(view.plan)],
+        "applied": run.applied,
+        **({"events": [{"id": e.id, "at": e.at.isoformat(), "kind": e.kind, "data": e.data}
+                       for e in events]} if events else {}),
+    }
+
+
+def run_json(view: RunViewLike, events: Sequence[RunEvent] = ()) -> str:
+    """:func:`run_dict` as indented JSON."""
+    return json.dumps(run_dict(view, events), indent=2, default=str)
+
+
+def history_text(views: Sequence[RunViewLike], *, width: int = 120, color: bool = False) -> str:
+    """A table of runs, newest first: id, runbook@version, cluster, state, requester, time."""
+    con = _console(width, color)
+    if not views:
+        con.print("No runs yet.")
+    else:
+        t = Table(header_style="bold")
+        for col in ("Run", "Runbook", "Cluster", "State", "Requester", "Created"):
+            t.add_column(col, no_wrap=col != "State", overflow="fold")
+        for v in views:
+            r = v.run
+            state = state_of(r)
+            t.add_row(r.id, f"{r.runbook}@{r.version}", r.cluster, STATE_WORD.get(state, state),
+                      r.requester, fmt_time(r.created_at))
+        con.print(t)
+    return str(con.file.getvalue())  # type: ignore[attr-defined]
+
+
+def history_json(views: Sequence[RunViewLike]) -> str:
+    """Runs as a JSON list (see :func:`run_dict`; no events)."""
+    return json.dumps([run_dict(v) for v in views], indent=2, default=str)
