@@ -206,6 +206,7 @@ class _Session:
                                     self._on_write if record_writes else None)
         self.ctx = RunContext(cluster=cluster, kube=PhaseReader(self.inner_reader),
                               writer=self.writer, run_id=run_id, progress=self._progress)
+        self.live = record_writes
         self.progressive: list[Applied] = []
         self._started: dict[int, int | None] = {}
         self._lock = threading.Lock()
@@ -217,7 +218,7 @@ class _Session:
         self.ctx.kube = PhaseReader(self.inner_reader)
 
     def _progress(self, message: str) -> None:
-        if self.run_id:
+        if self.live:  # executing a stored run (while planning there is nothing to edit yet)
             self.svc._notify(self.run_id, str(message)[:300])
 
     def _match(self, ev: WriteEvent) -> int | None:
@@ -466,7 +467,8 @@ class RunService:
 
     def _plan(self, actor: Actor, cluster: str, cls: type[Runbook], params: Params,
               key: str | None) -> RunView:
-        s = _Session(self, cluster, cls)
+        run_id = new_run_id()  # known to the runbook while planning (it may label objects
+        s = _Session(self, cluster, cls, run_id)  # with it), so the re-plan hashes the same
         s.enter("inspect")
         inspection = s.runbook.inspect(s.ctx)
         s.enter("plan")
@@ -475,7 +477,7 @@ class RunService:
         now = self._clock()
         needed = 0 if plan.empty else max(1, self._policy.approvals_needed(cls.risk))
         run = RunRecord(
-            id=new_run_id(), cluster=cluster, runbook=cls.name, version=cls.version,
+            id=run_id, cluster=cluster, runbook=cls.name, version=cls.version,
             source_sha256=source_sha256(cls), params=params.model_dump(mode="json"),
             requester=actor.user, channel=actor.channel, state=RunState.PLANNED,
             created_at=now, updated_at=now, plan=plan.model_dump(mode="json"),

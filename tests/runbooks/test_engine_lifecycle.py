@@ -608,3 +608,37 @@ def test_guarded_writer_by_phase() -> None:
     phase[0] = "rollback"
     w.delete("v1", "configmaps", "a", "x")
     assert store.select("v1", "configmaps", "x") == []
+
+
+# ------------------------------------------------------------------------------ real runbook
+
+
+def test_netpol_dns_allow_through_the_engine_check_apply_check(tmp_path: Path) -> None:
+    """The shipped runbook, discovered, on the emulator (scenario b, Calico enforces policy):
+    it labels objects with the run id while planning, so the re-plan before apply must hash
+    the same; then a second plan has nothing to do."""
+    from bot.engine.registry import Registry
+
+    reg = Registry()
+    reg.discover("runbooks")
+    with Emulator.from_scenario("b") as emu:
+        kc = emu.write_kubeconfig(tmp_path / "kubeconfig", context="lab")
+        kube = KubeAdapter("lab", kubeconfig=str(kc), context="lab")
+        svc = RunService(registry=reg, store=MemRunStore(), policy=PolicyEngine(Policy()),
+                         clusters=["lab"], readers=lambda c: kube, writers=lambda c: kube,
+                         holder=default_holder())
+        try:
+            view = svc.plan(OP, "lab", "netpol-dns-allow@1", {"namespaces": "default"})
+            assert view.run.state is RunState.AWAITING_APPROVAL
+            assert [c.action for c in view.plan.changes] == ["create", "create"]
+            view = svc.approve(AP1, view.run.id)
+            out = svc.execute(AP1, view.run.id)
+            assert out.run.state is RunState.SUCCEEDED, out.run.detail
+            pol = emu.get_object("networking.k8s.io/v1", "networkpolicies",
+                                 "k8snet-default-deny", "default")
+            assert pol is not None
+            assert pol["metadata"]["labels"]["k8snet.io/run-id"] == view.run.id
+            again = svc.plan(OP, "lab", "netpol-dns-allow", {"namespaces": "default"})
+            assert again.run.state is RunState.NOTHING_TO_DO
+        finally:
+            svc.shutdown()
