@@ -34,7 +34,7 @@ from bot.sdk.audit import AuditSink, CommandRecord
 from bot.sdk.errors import InputError, SettingsError
 from tests.lab.postgres import PostgresServer, free_port
 
-HEAD = "0001_commands"
+HEAD = "0002_runs"
 
 
 def _record(i: int = 0, **kw: Any) -> CommandRecord:
@@ -118,7 +118,7 @@ def test_postgres_upgrade_downgrade_upgrade(pg_url: str) -> None:
     _up_down_up(pg_url)
 
 
-def test_head_revision_is_the_first_migration() -> None:
+def test_head_revision_is_the_newest_migration() -> None:
     assert head_revision() == HEAD
 
 
@@ -220,10 +220,12 @@ def test_record_recent_verify_export(db_url: str) -> None:
         assert store.export_jsonl(buf) == 4
     lines = [json.loads(line) for line in buf.getvalue().splitlines()]
     assert [r["id"] for r in lines] == [1, 2, 3, 4]
+    assert {r["table"] for r in lines} == {"commands"}
     # The documented recipe reproduces every hash from the export alone.
     prev = "0" * 64
     for r in lines:
-        content = {k: v for k, v in r.items() if k not in ("id", "prev_hash", "row_hash")}
+        content = {k: v for k, v in r.items()
+                   if k not in ("table", "id", "prev_hash", "row_hash")}
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"),
                                ensure_ascii=False, allow_nan=False)
         assert r["prev_hash"] == prev
