@@ -529,18 +529,19 @@ class RunService:
         exactly one concurrent approver wins; the others just see it approved). Approving
         never executes: callers submit execution after an approval that made it approved.
 
-        Refused: ``state`` (not awaiting approval), ``expired`` (past ``expires_at``; the run
-        becomes ``expired``), ``self-approval`` (the requester), ``role`` (not an approver on
-        the cluster), ``duplicate`` (already decided). InputError ``run_id``: unknown run.
+        Refused, checked in this order: ``state`` (not awaiting approval), ``self-approval``
+        (the requester), ``role`` (not an approver on the cluster), ``expired`` (past
+        ``expires_at``; the run becomes ``expired``), ``duplicate`` (already decided).
+        InputError ``run_id``: unknown run.
         """
         run = self._get(run_id)
         if run.state is not RunState.AWAITING_APPROVAL:
             raise self._refuse_state(run, "approved", "awaiting approval")
-        self._check_expiry(run, actor.user)
         if actor.user == run.requester:
             raise Refused(f"You requested run {run.id}; someone else must approve it.",
                           reason="self-approval")
         self._policy.require(actor.user, run.cluster, "approver", "approve runs")
+        self._check_expiry(run, actor.user)
         if not self._store.add_approval(ApprovalRecord(
                 run_id=run.id, approver=actor.user, decision="approve", at=self._clock(),
                 plan_hash=run.plan_hash)):
@@ -610,6 +611,11 @@ class RunService:
             with self._mutex:
                 self._executing.discard(run_id)
 
+    def _known_cluster(self, run: RunRecord) -> None:
+        if run.cluster not in self._clusters:
+            raise InputError(f"Run {run.id} is for cluster {run.cluster}, which is not "
+                             "configured here.", field="cluster")
+
     def _lock(self, run: RunRecord) -> str:
         holder = f"{self.holder}:{run.id}"
         if self._store.acquire_lock(run.cluster, holder, self.lock_lease_seconds):
@@ -638,9 +644,11 @@ class RunService:
         ``state`` (not approved, or already executing here), ``locked`` (another run holds
         the cluster; this run stays approved), ``role`` (not an operator on the cluster);
         InputError ``run_id`` for an unknown run. Store errors propagate (the run is then
-        found by :meth:`recover_interrupted`).
+        found by :meth:`recover_interrupted`); InputError ``cluster`` when the run's cluster
+        is not configured in this process.
         """
         run = self._get(run_id)
+        self._known_cluster(run)
         self._policy.require(actor.user, run.cluster, "operator", "execute runs")
         if run.state is not RunState.APPROVED:
             raise self._refuse_state(run, "executed", "approved")
@@ -922,6 +930,7 @@ class RunService:
         ``state`` (not interrupted), ``locked``; InputError ``run_id``.
         """
         run = self._get(run_id)
+        self._known_cluster(run)
         self._policy.require(actor.user, run.cluster, "approver", "roll back interrupted runs")
         if run.state is not RunState.INTERRUPTED:
             raise self._refuse_state(run, "rolled back", "interrupted")

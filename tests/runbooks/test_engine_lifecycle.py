@@ -577,6 +577,30 @@ def test_crash_mid_apply_is_recovered_as_interrupted_then_rolled_back(lab: Lab) 
     assert [r["target"] for r in rb["results"]] == ["configmap/shop/slow-1"]
 
 
+def test_a_run_held_by_another_host_is_recovered_only_when_its_lease_ends(lab: Lab) -> None:
+    view = plan_approve(lab)
+    rid, holder = view.run.id, f"elsewhere:4242:beef:{view.run.id}"
+    assert lab.runs.transition(rid, [RunState.APPROVED], RunState.RUNNING, detail="Applying.")
+    lab.runs.append_event(rid, "state", {"from": "approved", "to": "running", "holder": holder})
+    assert lab.runs.acquire_lock("lab", holder, 60)
+    assert lab.svc.recover_interrupted() == []  # its lease is live: it may be running
+    lab.clock.advance(seconds=61)
+    out = lab.svc.recover_interrupted()
+    assert [v.run.id for v in out] == [rid]
+    assert "its cluster lock has expired or was released" in out[0].run.detail
+    assert "Applied: nothing." in out[0].run.detail
+    assert lab.runs.lock_holder("lab") is None  # the probe released what it took
+    assert lab.svc.rollback_interrupted(AP1, rid).run.state is RunState.ROLLED_BACK
+
+
+def test_a_running_run_without_holder_or_lock_is_recovered(lab: Lab) -> None:
+    view = plan_approve(lab)
+    assert lab.runs.transition(view.run.id, [RunState.APPROVED], RunState.RUNNING)
+    out = lab.svc.recover_interrupted()
+    assert [v.run.state for v in out] == [RunState.INTERRUPTED]
+    assert lab.notes.seen[-1][1] == "interrupted"
+
+
 # ------------------------------------------------------------------------------ guards
 
 
