@@ -79,6 +79,7 @@ ALLOW_CIDRS = "k8snet-allow-egress-cidrs"
 DEFAULT_DENY = "k8snet-default-deny"
 ALL = "all"
 MAX_ITEMS = 100
+_DONE = {"create": "created", "replace": "replaced", "patch": "patched", "delete": "deleted"}
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SHOWABLE = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
@@ -523,7 +524,6 @@ class NetpolDnsAllow(Runbook):
                            by_name: dict[str, Obj], pols: list[Obj]) -> list[Change]:
         """Changes for one namespace: delete a stale deny of ours, create/replace allows and
         the deny in order, then delete our stale allows."""
-        run_label = _run_label(ctx.run_id)
         wanted_names = {_name(obj) for obj, _ in wanted}
         stale = [pol for pol in pols if is_ours(pol) and _name(pol).startswith(PREFIX)
                  and _name(pol) not in wanted_names]
@@ -536,15 +536,14 @@ class NetpolDnsAllow(Runbook):
             if cur is not None and same_policy(cur, obj):
                 continue
             after = copy.deepcopy(obj)
-            if run_label:
-                after["metadata"]["labels"][RUN_ID] = run_label
             if cur is None:
                 middle.append(Change(api_version=API, plural=PLURAL, kind=KIND, namespace=ns,
                                      name=name, action="create", after=after,
                                      summary=f"Create NetworkPolicy {ns}/{name}: {what}."))
                 continue
             meta = cur.get("metadata") or {}
-            after["metadata"]["labels"] = {**_labels(cur), **after["metadata"]["labels"]}
+            kept = {k: v for k, v in _labels(cur).items() if k != RUN_ID}  # set by apply
+            after["metadata"]["labels"] = {**kept, **after["metadata"]["labels"]}
             if meta.get("annotations"):
                 after["metadata"]["annotations"] = copy.deepcopy(meta["annotations"])
             after["metadata"]["resourceVersion"] = meta.get("resourceVersion")
@@ -597,6 +596,32 @@ class NetpolDnsAllow(Runbook):
         if rejected:
             raise Refused("Refused: the API server rejected the plan in a dry run (nothing was "
                           "changed): " + " | ".join(rejected), reason="dry-run")
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, ctx: RunContext, params: ParamsBase, plan: Plan) -> tuple[Applied, ...]:
+        """The generic apply (changes in plan order, stop at the first failure), with the
+        ``k8snet.io/run-id`` label set to this run on every created or replaced policy. The
+        label is added here, not in the plan: the engine plans before the run has an id and
+        compares plan hashes before applying, and a second plan must stay empty."""
+        run_label = _run_label(ctx.run_id)
+        out: list[Applied] = []
+        for i, ch in enumerate(plan.changes):
+            ctx.progress(f"{ch.action} {ch.target}")
+            send = ch
+            if run_label and ch.after is not None and ch.action in ("create", "replace"):
+                after = copy.deepcopy(ch.after)
+                after.setdefault("metadata", {}).setdefault("labels", {})[RUN_ID] = run_label
+                send = ch.model_copy(update={"after": after})
+            try:
+                result = execute_change(ctx.writer, send)
+            except K8snetError as e:
+                out.append(Applied(index=i, target=ch.target, action=ch.action, ok=False,
+                                   message=str(e)))
+                break
+            out.append(Applied(index=i, target=ch.target, action=ch.action, ok=True,
+                               message=f"{_DONE[ch.action]} {ch.target}",
+                               result=strip_noise(result)))
+        return tuple(out)
 
     # ------------------------------------------------------------------ verify
     def verify(self, ctx: RunContext, params: ParamsBase, plan: Plan,
