@@ -30,7 +30,9 @@ CNI that does not enforce NetworkPolicy (§4.2 "The CNI must enforce policy": it
 
 Plan warnings: allow-all policies that defeat the deny (§4.2 "Existing allow-all policies",
 rancher/rke2#5315), namespaces serving admission webhooks (§4.2 "Webhooks/control-plane",
-metallb/metallb#1597), NodeLocal DNSCache (ipBlock added), a CNI that does not enforce.
+metallb/metallb#1597), NodeLocal DNSCache (ipBlock added), ``allow_from_namespaces`` whose pods
+use the host network (§4.2 "Ingress controller on hostNetwork": a namespace allow does not match
+node IPs), a CNI that does not enforce.
 Every planned change is sent as a server-side dry run during plan, so schema validation and
 admission webhooks judge it before anyone approves; a rejection refuses the plan with the API
 server's message.
@@ -460,6 +462,19 @@ class NetpolDnsAllow(Runbook):
             warnings.append(f"allow_from_namespaces {', '.join(absent)} "
                             f"{'does' if len(absent) == 1 else 'do'} not exist yet; the allow "
                             "takes effect once created.")
+        for src in p.allow_from_namespaces:
+            if src not in existing:
+                continue
+            try:
+                pods = ctx.kube.list("v1", "pods", namespace=src)
+            except KubeError:
+                continue
+            host = sorted(_name(q) for q in pods if (q.get("spec") or {}).get("hostNetwork"))
+            if host:
+                warnings.append(
+                    f"Pods of {src} use the host network ({', '.join(host[:3])}"
+                    f"{', ...' if len(host) > 3 else ''}): their traffic comes from node IPs, "
+                    f"which k8snet-allow-from-{src} does not match; those pods stay blocked.")
         for c in p.extra_egress_cidrs:
             if c.prefixlen == 0:
                 warnings.append(f"extra_egress_cidrs {c} allows egress to everything, so the "

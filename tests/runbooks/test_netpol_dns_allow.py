@@ -330,6 +330,11 @@ def test_allow_all_policy_and_webhook_namespace_warnings(make_lab: LabFactory) -
     hook = [w for w in plan.warnings if w.startswith("default-deny ingress in metallb-system")]
     assert hook and "blocks the API server's calls to webhooks" in hook[0]
     assert "on port 9443" in hook[0] and "add an allow or exclude the namespace" in hook[0]
+    # MetalLB's speaker runs on the host network: a namespace allow does not match it
+    speaker = plan_for(lab, namespaces=["web"], allow_from_namespaces=["metallb-system"])
+    assert any(w.startswith("Pods of metallb-system use the host network (speaker-")
+               and "k8snet-allow-from-metallb-system does not match" in w
+               for w in speaker.warnings), speaker.warnings
     # no deny: nothing to warn about
     quiet = plan_for(lab, namespaces=["web", "metallb-system"], default_deny=False)
     assert not [w for w in quiet.warnings if "additive" in w or "webhook" in w]
