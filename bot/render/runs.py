@@ -174,17 +174,52 @@ def params_line(params: Mapping[str, Any]) -> str:
                     if v is not None and v != [] and v != ())
 
 
+def _event_text(kind: str, d: Mapping[str, Any]) -> str:
+    """The words of one event (kinds and data as ``bot.engine.service`` writes them)."""
+    if kind == "planned":
+        return (f"planned by {d.get('requester', '?')}: {d.get('changes', 0)} changes, "
+                f"{d.get('approvals_required', 0)} approvals needed")
+    if kind == "state":
+        text = f"{d.get('from', '?')} -> {d.get('to', '?')}"
+        if d.get("actor"):
+            text += f" by {d['actor']}"
+        return text + (f": {d['detail']}" if d.get("detail") else "")
+    if kind == "approval":
+        text = f"{d.get('decision', '?')} by {d.get('approver', '?')}"
+        if d.get("required"):
+            text += f" ({d.get('count', 0)} of {d['required']})"
+        return text + (f": {d['reason']}" if d.get("reason") else "")
+    if kind == "replan":
+        return "re-planned: same plan" if d.get("same") else "re-planned: the plan changed"
+    if kind == "write":
+        text = f"write {d.get('stage', '?')} ({d.get('phase', '?')}): {d.get('verb', '?')} " \
+            f"{d.get('target', '?')}"
+        if d.get("dry_run"):
+            text += " (dry run)"
+        return text + (f": {d['error']}" if d.get("error") else "")
+    if kind == "verify":
+        checks = d.get("checks") or []
+        failed = [c.get("name") for c in checks if isinstance(c, dict) and not c.get("passed")]
+        text = f"verify {'passed' if d.get('passed') else 'failed'} ({len(checks)} checks)"
+        return text + (f": failed {', '.join(str(f) for f in failed)}" if failed else "")
+    if kind in ("applied", "rollback"):
+        results = d.get("results") or []
+        ok = sum(1 for r in results if isinstance(r, dict) and r.get("ok"))
+        text = f"{kind}: {ok} of {len(results)} ok"
+        if kind == "rollback" and "ok" in d:
+            text += "" if d.get("ok") else " (rollback failed)"
+        return text
+    if kind == "error":
+        return f"error in {d.get('phase', '?')}: {d.get('error', '')}"
+    if kind == "interrupted":
+        return f"interrupted: {d.get('why', '')}"
+    bits = [f"{k}={v}" for k, v in d.items() if isinstance(v, str | int | float | bool)]
+    return f"{kind} " + " ".join(bits[:6])
+
+
 def event_line(event: RunEvent) -> str:
-    """One run event as a short plain sentence: ``03:00:01 approved by U0BOB``."""
-    data = event.data or {}
-    when = event.at.astimezone(UTC).strftime("%H:%M:%S") if event.at.tzinfo else \
-        event.at.strftime("%H:%M:%S")
-    bits = []
-    for key in ("state", "actor", "approver", "target", "message", "detail", "reason"):
-        v = data.get(key)
-        if v not in (None, "", [], {}):
-            bits.append(f"{key}={v}")
-    text = f"{when} {event.kind}"
-    if bits:
-        text += " " + " ".join(bits)
-    return text[:300]
+    """One run event as a short plain sentence: ``03:00:01 approve by U0BOB (1 of 1)``."""
+    at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
+    text = f"{at.astimezone(UTC).strftime('%H:%M:%S')} " + _event_text(event.kind,
+                                                                        event.data or {})
+    return text if len(text) <= 300 else text[:299] + "…"

@@ -1,4 +1,5 @@
-"""The Bolt app: ``/k8snet help | status [cluster] | clusters``.
+"""The Bolt app: ``/k8snet help | status [cluster] | clusters | runbooks | run | approve |
+reject | history | show | rollback``, the Approve / Reject buttons and the parameters modal.
 
 Routing only (DESIGN.md §2, §9, §11): the ``/k8snet`` listener validates the command, records
 it and acks within Slack's 3 seconds; the slow part of ``status`` (reading the cluster,
@@ -12,6 +13,8 @@ Answers and where they go:
   too busy): the ephemeral ack itself, seen only by the person who typed the command.
 - ``status``: an ephemeral "Checking <cluster>…" ack, then the report in the channel
   (``chat.postMessage``), long details as replies in its thread.
+- runbook commands, buttons and the modal: see :mod:`bot.slack.runs` (plans in the channel,
+  progress edited into the plan message by :mod:`bot.slack.notifier`).
 - Errors after the ack (cluster unreachable, 403, Slack refusing the post): always ephemeral,
   through the command's ``response_url`` (``chat.postEphemeral`` when there is none).
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -36,18 +40,31 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
 from bot.engine.core import Actor, Engine
-from bot.render.blocks import DEFAULT_MAX_FINDINGS, render_report
+from bot.engine.service import RunService
+from bot.render.blocks import (
+    ACTION_APPROVE,
+    ACTION_REJECT,
+    DEFAULT_MAX_FINDINGS,
+    MODAL_CALLBACK,
+    render_report,
+)
 from bot.sdk.errors import InputError, K8snetError, SettingsError
 from bot.settings import Settings
 from bot.slack import messages
 from bot.slack.grammar import MAX_TEXT, Command, GrammarError, parse, printable
+from bot.slack.notifier import DEFAULT_MIN_INTERVAL, SlackRunNotifier
+from bot.slack.runs import RunHandlers
 
-__all__ = ["DEFAULT_WORKERS", "build_app"]
+__all__ = ["DEFAULT_UI_WORKERS", "DEFAULT_WORKERS", "build_app"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 4
 """Workers of the executor ``build_app`` creates when none is passed in."""
+DEFAULT_UI_WORKERS = 2
+"""Workers of the executor for quick Slack-facing work (modals, approvals)."""
+RUN_SUBCOMMANDS = frozenset({"runbooks", "run", "approve", "reject", "history", "show",
+                             "rollback"})
 DEFAULT_MAX_PENDING = 100
 """Status checks running or queued at most; more are refused with a "busy" answer."""
 SLACK_TIMEOUT_SECONDS = 10
@@ -72,8 +89,9 @@ class _Router:
 
     def __init__(self, engine: Engine, settings: Settings, client: WebClient,
                  executor: Executor, *, post_interval: float, max_findings: int,
-                 max_pending: int) -> None:
+                 max_pending: int, runs: RunHandlers | None = None) -> None:
         self.engine = engine
+        self.runs = runs
         self.allowed = list(settings.allowed_channels)
         self.client = client
         self.executor = executor
@@ -95,14 +113,18 @@ class _Router:
                       str(command.get("channel_id") or "unknown"))
         audit_text = self._audit_text(command.get("command") or messages.COMMAND, raw)
 
-        def answer(outcome: str, detail: str, text: str, cluster: str | None = None) -> None:
+        def answer(outcome: str, detail: str, text: str, cluster: str | None = None,
+                   blocks: list[dict[str, Any]] | None = None) -> None:
             try:
                 self.engine.record(actor, audit_text, cluster, outcome, detail, t0, started_at)
             except Exception:
                 log.exception("could not record %s command in the audit trail", outcome)
                 ack(text=messages.INTERNAL_ERROR, response_type="ephemeral")
                 return
-            ack(text=text, response_type="ephemeral")
+            if blocks:
+                ack(text=text, blocks=blocks, response_type="ephemeral")
+            else:
+                ack(text=text, response_type="ephemeral")
 
         if self.allowed and actor.channel not in self.allowed:
             answer("refused", f"channel {actor.channel} not in allowed_channels",
@@ -120,6 +142,16 @@ class _Router:
             names = [c.name for c in self.engine.clusters()]
             answer("ok", f"{len(names)} clusters",
                    messages.clusters(names, self.engine.default_cluster))
+            return
+        if cmd.name in RUN_SUBCOMMANDS:
+            if self.runs is None:
+                answer("refused", "runbooks are not enabled", messages.RUNS_DISABLED)
+                return
+            try:
+                self.runs.command(ack, command, cmd, actor, audit_text, answer)
+            except Exception:
+                log.exception("%s failed", audit_text)
+                answer("error", "internal error (see the bot's log)", messages.INTERNAL_ERROR)
             return
         self._status(ack, command, cmd, actor, audit_text, answer)
 
@@ -240,6 +272,10 @@ def build_app(
     post_interval: float = 1.0,
     max_findings: int = DEFAULT_MAX_FINDINGS,
     max_pending: int = DEFAULT_MAX_PENDING,
+    runs: RunService | None = None,
+    ui_executor: Executor | None = None,
+    edit_interval: float = DEFAULT_MIN_INTERVAL,
+    attach_message: Callable[[str, str, str], None] | None = None,
 ) -> App:
     """The Bolt app serving ``command`` (``/k8snet``) for ``engine``.
 
@@ -253,6 +289,12 @@ def build_app(
       second per channel); tests pass 0.
     - ``max_findings``: findings per section in the channel message (the rest in the thread).
     - ``max_pending``: status checks running or queued at most before "busy" answers.
+    - ``runs``: the runbook service; without it the runbook subcommands answer that runbooks
+      are not enabled. The app installs a :class:`SlackRunNotifier` as ``runs.notifier`` (plan
+      messages edited at most once per ``edit_interval`` seconds); plans and rollbacks run on
+      ``executor``, approvals and modals on ``ui_executor`` (default: a new
+      ``ThreadPoolExecutor`` of :data:`DEFAULT_UI_WORKERS` workers); ``attach_message(run_id,
+      channel, ts)`` stores where each plan message was posted.
 
     Raises SettingsError naming ``K8SNET_SLACK_BOT_TOKEN`` or ``K8SNET_SLACK_SIGNING_SECRET``
     when needed and missing.
@@ -281,12 +323,48 @@ def build_app(
         process_before_response=process_before_response,
         logger=logging.getLogger("bot.slack.bolt"),
     )
+    handlers: RunHandlers | None = None
+    if runs is not None:
+        if ui_executor is None:
+            ui_executor = ThreadPoolExecutor(max_workers=DEFAULT_UI_WORKERS,
+                                             thread_name_prefix="k8snet-ui")
+        notifier = SlackRunNotifier(client, min_interval=edit_interval,
+                                    post_interval=post_interval)
+        runs.notifier = notifier
+        handlers = RunHandlers(engine, runs, client, notifier, work=executor, ui=ui_executor,
+                               allowed=list(settings.allowed_channels),
+                               post_interval=post_interval, attach_message=attach_message)
     router = _Router(engine, settings, client, executor, post_interval=post_interval,
-                     max_findings=max_findings, max_pending=max_pending)
+                     max_findings=max_findings, max_pending=max_pending, runs=handlers)
     app.middleware(_ignore_retries)
 
     @app.command(command)
     def _k8snet(ack: Any, command: dict[str, Any]) -> None:
         router.on_command(ack, command)
+
+    def _button(decision: str) -> Any:
+        def listener(ack: Any, body: dict[str, Any]) -> None:
+            ack()
+            if handlers is None:
+                return
+            try:
+                handlers.on_action(body, decision)
+            except Exception:
+                log.exception("%s button failed", decision)
+        return listener
+
+    app.action(ACTION_APPROVE)(_button("approve"))
+    app.action(ACTION_REJECT)(_button("reject"))
+
+    @app.view(MODAL_CALLBACK)
+    def _modal(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        if handlers is None:
+            ack()
+            return
+        try:
+            handlers.on_view(ack, body, view)
+        except Exception:
+            log.exception("parameters form failed")
+            ack()
 
     return app

@@ -323,12 +323,13 @@ def test_runbooks_history_and_show() -> None:
     assert all(f"r-aaaaaaaa{i:02d}" in texts(h.blocks) for i in range(50))
     assert "No runs" in render_history([]).text
 
-    events = [RunEvent(i, "r-k3v9q2m7xw", NOW, "state", {"state": "running", "actor": "U0BOB"})
+    events = [RunEvent(i, "r-k3v9q2m7xw", NOW, "state",
+                       {"from": "approved", "to": "running", "actor": "U0BOB"})
               for i in range(40)]
     s = render_show(make_view(), events)
     assert_valid({"text": s.text, "blocks": s.blocks})
     assert not [b for b in s.blocks if b["type"] == "actions"]
-    assert "*Steps*" in texts(s.blocks) and "state=running" in texts(s.blocks)
+    assert "*Steps*" in texts(s.blocks) and "approved -&gt; running by U0BOB" in texts(s.blocks)
 
 
 def test_slack_date() -> None:
@@ -391,14 +392,15 @@ def test_modal_from_params_schema() -> None:
 
 def test_run_text_and_json() -> None:
     view = make_view()
-    events = [RunEvent(1, "r-k3v9q2m7xw", NOW, "planned", {"actor": "U0ALICE001"})]
+    events = [RunEvent(1, "r-k3v9q2m7xw", NOW, "planned",
+                       {"requester": "U0ALICE001", "changes": 1, "approvals_required": 1})]
     text = run_text(view, events)
     assert text.startswith("Run r-k3v9q2m7xw: netpol-dns-allow@1.0.0 on lab [awaiting approval]")
     assert "Params: namespaces=shop default_deny=true" in text
     assert "Approvals: 0 of 1" in text and "Expires: 2026-11-30 03:30 UTC" in text
     assert "# 1. create networkpolicy/shop/default-deny" in text and "+kind: NetworkPolicy" in text
     assert "Warning: Calico <enforces> & logs" in text  # terminal: not escaped
-    assert "Steps:" in text and "planned actor=U0ALICE001" in text
+    assert "Steps:" in text and "03:00:00 planned by U0ALICE001: 1 changes" in text
     doc = json.loads(run_json(view, events))
     assert doc["id"] == "r-k3v9q2m7xw" and doc["state"] == "awaiting_approval"
     assert doc["diff"][0]["target"] == "networkpolicy/shop/default-deny"
