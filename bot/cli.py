@@ -1,12 +1,25 @@
 """``k8snet``: the terminal CLI over the same engine as the Slack bot.
 
+Commands: ``status``, ``clusters``, ``runbooks``, ``plan``, ``apply``, ``history``, ``show``,
+``rollback``, ``audit verify|export``, ``db upgrade|downgrade``, ``serve``. Every command is
+recorded in the audit trail (``commands``) with its outcome.
+
+Runbooks from a terminal: ``k8snet plan <runbook> k=v ...`` prints the plan's diff and the run
+id; the run then awaits approval, which happens in Slack (``/k8snet approve <id>``, by someone
+other than the requester); ``k8snet apply <id>`` executes an approved run and prints its
+progress and outcome. There is no approve command in the CLI.
+
 Exit status (stable, for scripts):
 
 - 0: the command did its job (for ``status``: the report was made, whatever it says, unless
-  ``--fail-on`` is given);
+  ``--fail-on`` is given; for ``apply``: the run succeeded or had nothing to do; for
+  ``audit verify``: every chain is intact);
 - 1: ``--fail-on`` threshold reached (``warning``: any warning or critical finding, or any
-  section that could not be decided; ``critical``: any critical finding);
-- 2: bad usage or input (unknown cluster, bad flag value);
+  section that could not be decided; ``critical``: any critical finding); ``apply`` or
+  ``rollback`` ended failed, rolled back, rollback failed or stale; ``audit verify`` found a
+  broken chain (naming ``<table> row <id>``);
+- 2: bad usage or input (unknown cluster, runbook, parameter, run; bad flag value) or a
+  refusal (not approved, expired, role, locked);
 - 3: the cluster could not be reached or refused the first request;
 - 4: bad settings, kubeconfig or database.
 """
@@ -19,23 +32,43 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bot import __version__
 from bot.engine.core import Actor, Engine
-from bot.render.text import clusters_text, report_json, report_text
-from bot.sdk.audit import CommandRecord
-from bot.sdk.errors import InputError, K8snetError, KubeError, SettingsError
+from bot.render.runs import RunViewLike, state_of
+from bot.render.text import (
+    clusters_text,
+    history_json,
+    history_text,
+    report_json,
+    report_text,
+    run_json,
+    run_text,
+    runbooks_json,
+    runbooks_text,
+)
+from bot.sdk.audit import AuditSink, CommandRecord
+from bot.sdk.errors import InputError, K8snetError, KubeError, Refused, SettingsError
 from bot.sdk.results import SectionStatus, Severity
 from bot.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from bot.wiring import Runs
+
 EXIT_FAIL_ON = 1
+EXIT_RUN_FAILED = 1
+EXIT_BROKEN = 1
 EXIT_INPUT = 2
 EXIT_CLUSTER = 3
 EXIT_SETTINGS = 4
+
+_OK_STATES = frozenset({"succeeded", "nothing_to_do"})
 
 
 def _actor() -> Actor:
@@ -48,15 +81,24 @@ def _actor() -> Actor:
 
 def _command_text() -> str:
     """The command as the audit trail records it, rebuilt from the parsed parameters (so it
-    is the same whether run from a shell or a test), e.g. ``k8snet status --cluster prod``."""
+    is the same whether run from a shell or a test): arguments, then options, e.g.
+    ``k8snet plan netpol-dns-allow namespaces=web --cluster prod --output text``."""
     ctx = click.get_current_context()
     parts = [ctx.command_path]
-    for name, value in ctx.params.items():
-        if value is None or value is False:
+    params = sorted(ctx.command.params, key=lambda p: not isinstance(p, click.Argument))
+    for param in params:  # arguments first, then options, each in declaration order
+        name = param.name or ""
+        value = ctx.params.get(name)
+        if value is None or value is False or value == ():
+            continue
+        if isinstance(param, click.Argument):
+            values = value if isinstance(value, tuple) else (value,)
+            parts.extend(shlex.quote(str(v)) for v in values)
             continue
         flag = "--" + name.replace("_", "-")
         parts.append(flag if value is True else f"{flag} {shlex.quote(str(value))}")
-    return " ".join(parts)
+    text = " ".join(parts)
+    return text if len(text) <= 2000 else text[:2000] + "…"
 
 
 def _die(message: str, code: int) -> None:
@@ -224,13 +266,335 @@ def serve(ctx: click.Context, port: int, host: str, socket_mode: bool,
           kubeconfig: str | None) -> None:
     """Run the Slack bot (HTTP with verified signatures, or Socket Mode)."""
     from bot.slack.server import serve as slack_serve
+    from bot.wiring import build_serve
 
     settings = _settings(ctx)
-    engine = _engine(ctx, kubeconfig)
     try:
-        slack_serve(engine, settings, port=port, host=host, socket_mode=socket_mode)
+        engine, runs, client = build_serve(settings, kubeconfig=kubeconfig)
+    except K8snetError as e:
+        _die(str(e), EXIT_SETTINGS)
+        return
+    try:
+        slack_serve(engine, settings, port=port, host=host, socket_mode=socket_mode,
+                    runs=runs.service, client=client, attach_message=runs.attach_message)
     except SettingsError as e:
         _die(str(e), EXIT_SETTINGS)
+    finally:
+        runs.close()
+
+
+# ============================================================================ runbooks
+
+
+class _ProgressPrinter:
+    """A ``RunNotifier`` for the terminal: prints each progress sentence of the run being
+    applied (to stderr with ``--output json``, so stdout stays one JSON document)."""
+
+    def __init__(self, err: bool) -> None:
+        self.err = err
+        self.run_id = ""
+
+    def run_changed(self, view: RunViewLike, message: str) -> None:
+        if message and (not self.run_id or view.run.id == self.run_id):
+            click.echo(f"  … {message}", err=self.err)
+
+
+@contextmanager
+def _runs(ctx: click.Context, kubeconfig: str | None = None,
+          printer: _ProgressPrinter | None = None) -> Iterator[tuple[Engine, Runs]]:
+    """The engine and the runs of the settings; closed (executions finished) afterwards."""
+    from bot.wiring import build_all
+
+    settings = _settings(ctx)
+    try:
+        engine, runs = build_all(settings, kubeconfig=kubeconfig, notifier=printer)
+    except K8snetError as e:
+        _die(str(e), EXIT_SETTINGS)
+        raise AssertionError("unreachable") from e
+    try:
+        yield engine, runs
+    finally:
+        runs.close()
+
+
+def _record(audit: AuditSink | Engine, t0: float, started_at: datetime, cluster: str | None,
+            outcome: str, detail: str) -> None:
+    """Record the current CLI command in the audit trail."""
+    actor = _actor()
+    text = _command_text()
+    if isinstance(audit, Engine):
+        audit.record(actor, text, cluster, outcome, detail, t0, started_at)
+        return
+    audit.record_command(CommandRecord(
+        actor=actor.user, source=actor.source, channel=actor.channel, text=text,
+        cluster=cluster, outcome=outcome, detail=detail[:1000],
+        duration_ms=int((time.monotonic() - t0) * 1000), started_at=started_at))
+
+
+def _fail(engine: Engine, t0: float, started_at: datetime, cluster: str | None,
+          err: K8snetError, output: str) -> None:
+    """Record and report an error of a runbook command, then exit with its status."""
+    if isinstance(err, Refused):
+        outcome, code, detail = "refused", EXIT_INPUT, f"{err.reason}: {err}"
+    elif isinstance(err, InputError):
+        outcome, code, detail = "error", EXIT_INPUT, str(err)
+    elif isinstance(err, KubeError):
+        outcome, code, detail = "error", EXIT_CLUSTER, str(err)
+    else:
+        outcome, code, detail = "error", EXIT_SETTINGS, str(err)
+    _record(engine, t0, started_at, cluster, outcome, detail)
+    message = str(err)
+    if isinstance(err, InputError) and err.field:
+        message += f" (field: {err.field})"
+    if output == "json":
+        click.echo(json.dumps({"error": message, "outcome": outcome,
+                               **({"field": err.field} if isinstance(err, InputError) else {}),
+                               **({"reason": err.reason} if isinstance(err, Refused) else {})}))
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def _raw_params(pairs: tuple[str, ...]) -> tuple[dict[str, Any], str | None]:
+    """``k=v`` words as the engine takes them (a repeated key gives a list) and the value of
+    ``cluster=`` if one was given. UsageError for a word without ``=``."""
+    raw: dict[str, Any] = {}
+    cluster: str | None = None
+    for word in pairs:
+        key, sep, value = word.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise click.UsageError(f"{word!r} is not a key=value parameter")
+        if key == "cluster":
+            cluster = value
+            continue
+        if key in raw:
+            prev = raw[key]
+            raw[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
+        else:
+            raw[key] = value
+    return raw, cluster
+
+
+_OUTPUT = click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
+                       show_default=True, help="Readable text, or JSON for scripts.")
+_KUBECONFIG = click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+                           help="Use the contexts of this kubeconfig file as the clusters.")
+
+
+@cli.command()
+@_OUTPUT
+@click.pass_context
+def runbooks(ctx: click.Context, output: str) -> None:
+    """List the runbooks: versions, risk and summary."""
+    t0, started_at = time.monotonic(), datetime.now(UTC)
+    with _runs(ctx) as (engine, runs):
+        infos = runs.service.runbooks()
+        _record(engine, t0, started_at, None, "ok", f"{len(infos)} runbooks")
+    click.echo(runbooks_json(infos) if output == "json" else runbooks_text(infos),
+               nl=output == "json")
+
+
+@cli.command()
+@click.argument("runbook", metavar="RUNBOOK[@MAJOR]")
+@click.argument("params", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--cluster", "cluster", default=None, metavar="NAME",
+              help="Cluster name (default: the default cluster).")
+@_KUBECONFIG
+@_OUTPUT
+@click.pass_context
+def plan(ctx: click.Context, runbook: str, params: tuple[str, ...], cluster: str | None,
+         kubeconfig: str | None, output: str) -> None:
+    """Plan a runbook run and print its diff and run id. Nothing changes: the run awaits
+    approval in Slack (`/k8snet approve <id>`, by someone else), then `k8snet apply <id>`.
+
+    PARAMS are KEY=VALUE words; lists are comma separated (namespaces=shop,web) or repeated
+    keys; quote values with spaces."""
+    t0, started_at = time.monotonic(), datetime.now(UTC)
+    raw, cluster_param = _raw_params(params)
+    cluster = cluster or cluster_param
+    with _runs(ctx, kubeconfig) as (engine, runs):
+        try:
+            view = runs.service.plan(_actor(), cluster, runbook, raw)
+        except K8snetError as e:
+            _fail(engine, t0, started_at, cluster, e, output)
+            return
+        run = view.run
+        _record(engine, t0, started_at, run.cluster, "ok",
+                f"planned {run.id}: {run.runbook}@{run.version}, {len(view.plan.changes)} "
+                f"changes, {state_of(run)}")
+    if output == "json":
+        click.echo(run_json(view))
+        return
+    click.echo(run_text(view), nl=False)
+    if state_of(run) == "awaiting_approval":
+        click.echo(f"\nRun id: {run.id}\nIt awaits approval in Slack by someone other than "
+                   f"you: /k8snet approve {run.id}\nThen apply it: k8snet apply {run.id}")
+    else:
+        click.echo(f"\nRun id: {run.id} (nothing to apply)")
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN_ID")
+@_KUBECONFIG
+@_OUTPUT
+@click.pass_context
+def apply(ctx: click.Context, run_id: str, kubeconfig: str | None, output: str) -> None:
+    """Apply an approved run: re-check, apply, verify (rolled back when verification fails);
+    print the progress and the outcome. Exit 0 succeeded, 1 failed / rolled back / stale,
+    2 refused (e.g. not approved)."""
+    t0, started_at = time.monotonic(), datetime.now(UTC)
+    printer = _ProgressPrinter(err=output == "json")
+    printer.run_id = run_id.strip()
+    with _runs(ctx, kubeconfig, printer) as (engine, runs):
+        try:
+            view = runs.service.execute(_actor(), run_id)
+        except K8snetError as e:
+            _fail(engine, t0, started_at, None, e, output)
+            return
+        state = state_of(view.run)
+        _record(engine, t0, started_at, view.run.cluster,
+                "ok" if state in _OK_STATES else "error", f"applied {view.run.id}: {state}")
+    click.echo(run_json(view) if output == "json" else run_text(view, diff=False),
+               nl=output == "json")
+    if state not in _OK_STATES:
+        sys.exit(EXIT_RUN_FAILED)
+
+
+@cli.command()
+@click.option("-n", "limit", type=click.IntRange(1, 100), default=10, show_default=True,
+              help="How many runs, newest first.")
+@click.option("--cluster", "cluster", default=None, metavar="NAME", help="Only this cluster.")
+@_OUTPUT
+@click.pass_context
+def history(ctx: click.Context, limit: int, cluster: str | None, output: str) -> None:
+    """The newest runs: id, runbook, cluster, state, requester."""
+    t0, started_at = time.monotonic(), datetime.now(UTC)
+    with _runs(ctx) as (engine, runs):
+        try:
+            views = runs.service.history(limit=limit, cluster=cluster)
+        except K8snetError as e:
+            _fail(engine, t0, started_at, cluster, e, output)
+            return
+        _record(engine, t0, started_at, cluster, "ok", f"{len(views)} runs")
+    click.echo(history_json(views) if output == "json" else history_text(views),
+               nl=output == "json")
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN_ID")
+@_OUTPUT
+@click.pass_context
+def show(ctx: click.Context, run_id: str, output: str) -> None:
+    """One run: state, approvals, diff, what was applied, and every step."""
+    t0, started_at = time.monotonic(), datetime.now(UTC)
+    with _runs(ctx) as (engine, runs):
+        try:
+            view = runs.service.get(run_id)
+            events = runs.service.events(run_id)
+        except K8snetError as e:
+            _fail(engine, t0, started_at, None, e, output)
+            return
+        _record(engine, t0, started_at, view.run.cluster, "ok",
+                f"{view.run.id} {state_of(view.run)}")
+    click.echo(run_json(view, events) if output == "json" else run_text(view, events),
+               nl=output == "json")
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN_ID")
+@_KUBECONFIG
+@_OUTPUT
+@click.pass_context
+def rollback(ctx: click.Context, run_id: str, kubeconfig: str | None, output: str) -> None:
+    """Roll back a run interrupted mid-apply (its process died). Needs the approver role.
+    Exit 0 rolled back, 1 rollback failed, 2 refused (e.g. not interrupted)."""
+    t0, started_at = time.monotonic(), datetime.now(UTC)
+    printer = _ProgressPrinter(err=output == "json")
+    printer.run_id = run_id.strip()
+    with _runs(ctx, kubeconfig, printer) as (engine, runs):
+        try:
+            view = runs.service.rollback_interrupted(_actor(), run_id)
+        except K8snetError as e:
+            _fail(engine, t0, started_at, None, e, output)
+            return
+        state = state_of(view.run)
+        _record(engine, t0, started_at, view.run.cluster,
+                "ok" if state == "rolled_back" else "error",
+                f"rollback of {view.run.id}: {state}")
+    click.echo(run_json(view) if output == "json" else run_text(view, diff=False),
+               nl=output == "json")
+    if state != "rolled_back":
+        sys.exit(EXIT_RUN_FAILED)
+
+
+# ============================================================================ audit
+
+
+@cli.group()
+def audit() -> None:
+    """Audit trail: verify the hash chains, export them."""
+
+
+def _audit_store(ctx: click.Context) -> Any:
+    from bot.wiring import build_audit
+
+    try:
+        return build_audit(_settings(ctx))
+    except K8snetError as e:
+        _die(str(e), EXIT_SETTINGS)
+
+
+@audit.command("verify")
+@_OUTPUT
+@click.pass_context
+def audit_verify(ctx: click.Context, output: str) -> None:
+    """Recompute every hash of the `commands` and `run_events` chains. Exit 0 when intact,
+    1 naming the first broken row (`<table> row <id>`)."""
+    t0, started_at = time.monotonic(), datetime.now(UTC)
+    store = _audit_store(ctx)
+    try:
+        check = store.verify_chain()
+        table = getattr(check, "table", None)
+        _record(store, t0, started_at, None, "ok" if check.ok else "error", check.reason)
+    except K8snetError as e:
+        _die(str(e), EXIT_SETTINGS)
+    finally:
+        store.close()
+    if output == "json":
+        click.echo(json.dumps({"ok": check.ok, "table": table, "row": check.first_bad_id,
+                               "reason": check.reason}))
+    elif check.ok:
+        click.echo(f"Audit trail intact: {check.reason}.")
+    else:
+        click.echo(f"Audit trail BROKEN: {check.reason}", err=False)
+    if not check.ok:
+        sys.exit(EXIT_BROKEN)
+
+
+@audit.command("export")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, allow_dash=True),
+              default="-", show_default=True, help="File to write the JSON lines to.")
+@click.pass_context
+def audit_export(ctx: click.Context, output: str) -> None:
+    """Write every audit row (`commands`, then `run_events`) as JSON lines, with the hashes
+    needed to check the chain independently."""
+    t0, started_at = time.monotonic(), datetime.now(UTC)
+    store = _audit_store(ctx)
+    try:
+        if output == "-":
+            n = store.export_jsonl(sys.stdout)
+        else:
+            with open(output, "w", encoding="utf-8") as fp:
+                n = store.export_jsonl(fp)
+        _record(store, t0, started_at, None, "ok", f"{n} rows exported")
+    except OSError as e:
+        _die(f"Cannot write {output}: {e.strerror}", EXIT_INPUT)
+    except K8snetError as e:
+        _die(str(e), EXIT_SETTINGS)
+    finally:
+        store.close()
+    if output != "-":
+        click.echo(f"Exported {n} audit rows to {output}.", err=True)
 
 
 def main() -> None:

@@ -6,7 +6,10 @@
 - :func:`start_http_server`: waitress on a background thread, stoppable from another thread
   (tests, and the health endpoints in Socket Mode).
 - :func:`serve`: what ``k8snet serve`` runs; blocks until SIGINT/SIGTERM, then stops
-  accepting requests and lets running status checks finish.
+  accepting requests and lets running status checks, plans and executions finish. With a
+  ``RunService`` it first marks runs left ``running`` by a dead process as ``interrupted``
+  (announced in their plan messages) and then expires unapproved plans every
+  ``expiry_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
 from waitress import wasyncore
 from waitress.server import create_server
 
 from bot.engine.core import Engine
+from bot.engine.service import RunService
 from bot.sdk.errors import SettingsError
 from bot.settings import Settings
-from bot.slack.app import DEFAULT_WORKERS, build_app
+from bot.slack.app import DEFAULT_UI_WORKERS, DEFAULT_WORKERS, build_app
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -150,21 +155,54 @@ def _check_settings(settings: Settings, socket_mode: bool) -> str | None:
     return None
 
 
+def _expire_loop(runs: RunService, stopping: threading.Event, interval: float) -> None:
+    """Expire plans past their approval window until ``stopping`` is set."""
+    while not stopping.wait(interval):
+        try:
+            expired = runs.expire_due()
+            if expired:
+                log.info("expired %d unapproved plans", len(expired))
+        except Exception:
+            log.exception("expiring unapproved plans failed")
+
+
 def serve(engine: Engine, settings: Settings, *, port: int, host: str = "0.0.0.0",
-          socket_mode: bool = False, stop: threading.Event | None = None) -> None:
+          socket_mode: bool = False, stop: threading.Event | None = None,
+          runs: RunService | None = None, client: WebClient | None = None,
+          attach_message: Callable[[str, str, str], None] | None = None,
+          expiry_interval: float = 30.0) -> None:
     """Run the Slack bot until SIGINT/SIGTERM (or until ``stop`` is set, for tests and
     embedding; signal handlers are only installed on the main thread).
 
     HTTP mode: waitress on ``host:port`` serving :func:`make_wsgi_app` (Slack's request URL
     is ``https://<your host>/slack/events``). Socket Mode: a websocket to Slack (no public
     URL), with ``/healthz`` and ``/readyz`` still on ``host:port`` for Kubernetes probes.
+    ``runs`` enables the runbook commands (see :func:`build_app`; ``attach_message`` stores
+    where each plan was posted); ``client`` is the WebClient to use (default: one from the
+    settings).
+
     Raises SettingsError (naming ``K8SNET_SLACK_BOT_TOKEN``, ``K8SNET_SLACK_SIGNING_SECRET`` or
     ``K8SNET_SLACK_APP_TOKEN``) before anything starts when a needed secret is missing.
     """
     app_token = _check_settings(settings, socket_mode)
     executor = ThreadPoolExecutor(max_workers=DEFAULT_WORKERS, thread_name_prefix="k8snet-status")
+    ui_executor = ThreadPoolExecutor(max_workers=DEFAULT_UI_WORKERS,
+                                     thread_name_prefix="k8snet-ui")
     stopping = stop if stop is not None else threading.Event()
-    app = build_app(engine, settings, executor=executor, socket_mode=socket_mode)
+    app = build_app(engine, settings, executor=executor, socket_mode=socket_mode, runs=runs,
+                    client=client, ui_executor=ui_executor, attach_message=attach_message)
+    expiry: threading.Thread | None = None
+    if runs is not None:
+        try:
+            recovered = runs.recover_interrupted()
+            if recovered:
+                log.warning("%d runs were interrupted by a stopped process: %s",
+                            len(recovered), ", ".join(v.run.id for v in recovered))
+        except Exception:
+            log.exception("looking for interrupted runs failed")
+        expiry = threading.Thread(target=_expire_loop, args=(runs, stopping, expiry_interval),
+                                  name="k8snet-expiry", daemon=True)
+        expiry.start()
     wsgi = make_wsgi_app(app, ready=lambda: not stopping.is_set())
     http = RunningServer(wsgi, host, port)
     handler: Any = None
@@ -195,6 +233,14 @@ def serve(engine: Engine, settings: Settings, *, port: int, host: str = "0.0.0.0
         if handler is not None:
             handler.close()
         http.stop()
-        executor.shutdown(wait=True)  # let running reports finish and post
+        executor.shutdown(wait=True)  # let running reports and plans finish and post
+        ui_executor.shutdown(wait=True)
+        if runs is not None:
+            runs.shutdown(wait=True)  # let running executions finish
+            notifier = getattr(runs, "notifier", None)
+            if notifier is not None and hasattr(notifier, "close"):
+                notifier.close()
+        if expiry is not None:
+            expiry.join(5)
         for signum, handler_before in previous.items():
             signal.signal(signum, handler_before)
