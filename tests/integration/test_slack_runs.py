@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
+import socket
 import threading
 import time
 import urllib.error
@@ -25,14 +26,16 @@ import pytest
 
 from bot.adapters import db
 from bot.adapters.kube import KubeAdapter
-from bot.engine.core import ClusterRef, Engine
+from bot.engine.core import Actor, ClusterRef, Engine
 from bot.engine.policy import PolicyEngine
 from bot.engine.registry import Registry
+from bot.engine.runs import RunState
 from bot.engine.service import RunService, default_holder
 from bot.render.blocks import ACTION_APPROVE, ACTION_REJECT, MODAL_CALLBACK, PARAM_BLOCK_PREFIX
 from bot.settings import Policy, RoleMembers, Settings
-from bot.slack import build_app, make_wsgi_app
+from bot.slack import build_app, make_wsgi_app, serve
 from bot.slack.server import RunningServer, start_http_server
+from tests.integration.test_serve_e2e import free_port
 from tests.integration.test_slack import Ack, sign
 from tests.lab.emulator import Emulator
 from tests.lab.fake_runbooks import TestSlow
@@ -68,11 +71,14 @@ class Lab:
     clock: Clock
     url_db: str
     executors: list[ThreadPoolExecutor]
+    engine: Engine
+    settings: Settings
+    target_port: int | None = None  # send requests elsewhere (a server started by the test)
     _n: list[int] = field(default_factory=lambda: [0])
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}/slack/events"
+        return f"http://127.0.0.1:{self.target_port or self.server.port}/slack/events"
 
     # -- requests
 
@@ -210,7 +216,8 @@ def make_lab(tmp_path: Path) -> Iterator[Any]:
                         attach_message=lambda r, c, t: store.update_fields(
                             r, message_channel=c, message_ts=t))
         server = start_http_server(make_wsgi_app(app), threads=16)
-        lab = Lab(slack, emu, svc, audit, store, secret, server, clock, url, [work, ui])
+        lab = Lab(slack, emu, svc, audit, store, secret, server, clock, url, [work, ui], engine,
+                  settings)
         made.append(lab)
         return lab
 
@@ -512,8 +519,10 @@ def test_run_without_params_opens_a_modal_then_plans(lab: Lab) -> None:
     assert again.status == 200
     time.sleep(1.0)
     assert len(lab.plan_posts()) == 1 and len(lab.run_ids()) == 1
-    outcomes = [r["outcome"] for r in lab.commands()]
-    assert outcomes[:3] == ["ok", "error", "ok"]
+    rows = lab.commands()
+    assert sorted(r["outcome"] for r in rows) == ["error", "ok", "ok", "ok"]
+    assert any("parameters form of netpol-dns-allow@1.0.0 opened" in r["detail"] for r in rows)
+    assert any(r["text"].endswith("(form)") and r["outcome"] == "error" for r in rows)
     assert_slack_accepted_everything(lab)
 
 
@@ -600,3 +609,68 @@ def test_fifty_status_acks_within_3s_while_a_slow_runbook_runs(lab: Lab,
     gate.write_text("go")
     result = lab.wait_result(post.answer["ts"], timeout=60)
     assert "succeeded" in result.all_text()
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def test_serve_recovers_interrupted_runs_expires_plans_and_rolls_back(lab: Lab) -> None:
+    """``serve(..., runs=...)``: a run left ``running`` by a dead process becomes
+    ``interrupted`` at start (its plan message edited, the result in the thread), unapproved
+    plans past their window expire on their own, and ``/k8snet rollback`` rolls the
+    interrupted run back."""
+    svc, store = lab.svc, lab.store
+    alice = Actor(ALICE, "slack", CHANNEL)
+    stuck = svc.plan(alice, "lab", "netpol-dns-allow", {"namespaces": "web"}).run.id
+    svc.approve(Actor(BOB, "slack", CHANNEL), stuck)
+    assert store.transition(stuck, [RunState.APPROVED], RunState.RUNNING, detail="Applying.")
+    store.append_event(stuck, "state", {"from": "approved", "to": "running", "actor": BOB,
+                                        "holder": f"{socket.gethostname()}:999999:dead:x"})
+    store.update_fields(stuck, message_channel=CHANNEL, message_ts="1699999999.000001")
+    waiting = svc.plan(alice, "lab", "netpol-dns-allow", {"namespaces": "shop"}).run.id
+    store.update_fields(waiting, message_channel=CHANNEL, message_ts="1699999999.000002")
+
+    port = free_port()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            serve(lab.engine, lab.settings, port=port, host="127.0.0.1", stop=stop, runs=svc,
+                  attach_message=lambda r, c, t: store.update_fields(
+                      r, message_channel=c, message_ts=t), expiry_interval=0.2)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    t = threading.Thread(target=run, name="serve-runs", daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while store.get_run(stuck).state is not RunState.INTERRUPTED:
+            assert time.monotonic() < deadline, store.get_run(stuck).state
+            time.sleep(0.05)
+        result = lab.wait_result("1699999999.000001")
+        assert "interrupted" in result.all_text() and "roll" in result.all_text()
+
+        lab.clock.offset = timedelta(minutes=31)
+        deadline = time.monotonic() + 10
+        while store.get_run(waiting).state is not RunState.EXPIRED:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        up = lab.slack.wait_for("chat.update", timeout=10,
+                                where=lambda c: c.params.get("ts") == "1699999999.000002")
+        assert "*expired*" in up.all_text()
+
+        lab.target_port = port  # requests now go to serve's own HTTP server
+        refused = lab.command(f"rollback {stuck}", user=DAVE)
+        assert "Rolling back" in refused.text
+        assert "approver role" in lab.response(refused).text
+        ack = lab.command(f"rollback {stuck}", user=BOB)
+        assert "Rolling back" in ack.text
+        reply = lab.response(ack, timeout=20)
+        assert "rolled back" in reply.text
+        assert store.get_run(stuck).state is RunState.ROLLED_BACK
+    finally:
+        stop.set()
+        t.join(20)
+    assert not t.is_alive() and not errors, errors
