@@ -674,3 +674,88 @@ def test_serve_recovers_interrupted_runs_expires_plans_and_rolls_back(lab: Lab) 
         stop.set()
         t.join(20)
     assert not t.is_alive() and not errors, errors
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+class _RecordingClient:
+    """A WebClient double recording calls (for the notifier and the group resolver)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+
+    def chat_update(self, **kw: Any) -> dict[str, Any]:
+        with self.lock:
+            self.calls.append(("chat.update", {**kw, "at": time.monotonic()}))
+        return {"ok": True, "channel": kw["channel"], "ts": kw["ts"]}
+
+    def chat_postMessage(self, **kw: Any) -> dict[str, Any]:
+        with self.lock:
+            self.calls.append(("chat.postMessage", {**kw, "at": time.monotonic()}))
+        return {"ok": True, "channel": kw["channel"], "ts": "1700000099.000001"}
+
+    def usergroups_users_list(self, **kw: Any) -> dict[str, Any]:
+        with self.lock:
+            self.calls.append(("usergroups.users.list", kw))
+        return {"ok": True, "users": ["U0BOB00001", "U0CAROL001"]}
+
+
+def test_notifier_coalesces_and_keeps_one_edit_per_interval() -> None:
+    from dataclasses import replace as dc_replace
+
+    from bot.sdk.runbook import Plan
+    from bot.slack.notifier import SlackRunNotifier
+    from tests.unit.test_render_plan import make_view
+
+    client = _RecordingClient()
+    notifier = SlackRunNotifier(client, min_interval=0.5, post_interval=0)  # type: ignore[arg-type]
+    try:
+        view = make_view(RunState.RUNNING, Plan())
+        notifier.remember(view.run.id, CHANNEL, "1700000000.000001", sent=False)
+        for i in range(50):
+            notifier.run_changed(view, f"step {i}")
+            time.sleep(0.01)
+        done = dc_replace(view, run=dc_replace(view.run, state=RunState.SUCCEEDED,
+                                               detail="all good"))
+        notifier.run_changed(done, "finished")
+        notifier.run_changed(view, "a late running update")  # older: dropped
+        assert notifier.flush(10)
+    finally:
+        notifier.close()
+    updates = [kw for m, kw in client.calls if m == "chat.update"]
+    assert 2 <= len(updates) <= 4, len(updates)  # 51 changes coalesced
+    times = [u["at"] for u in updates]
+    assert all(b - a >= 0.45 for a, b in itertools.pairwise(times))
+    assert "*succeeded*" in json.dumps(updates[-1]["blocks"])  # the last state wins
+    results = [kw for m, kw in client.calls if m == "chat.postMessage"]
+    assert len(results) == 1 and results[0]["thread_ts"] == "1700000000.000001"
+
+
+def test_terminal_runs_are_not_posted_to_slack() -> None:
+    from bot.sdk.runbook import Plan
+    from bot.slack.notifier import SlackRunNotifier
+    from tests.unit.test_render_plan import make_view
+
+    client = _RecordingClient()
+    notifier = SlackRunNotifier(client, min_interval=0, post_interval=0)  # type: ignore[arg-type]
+    try:
+        notifier.run_changed(make_view(RunState.EXPIRED, Plan(), channel="terminal"), "expired")
+        assert notifier.flush(5)
+    finally:
+        notifier.close()
+    assert client.calls == []
+
+
+def test_slack_user_groups_are_cached() -> None:
+    from bot.slack.groups import SlackGroupMembers
+
+    client = _RecordingClient()
+    groups = SlackGroupMembers(client, ttl=60)  # type: ignore[arg-type]
+    assert groups("S0APPROVERS") == {BOB, CAROL}
+    assert BOB in groups("S0APPROVERS")
+    assert [m for m, _ in client.calls] == ["usergroups.users.list"]
+    policy = PolicyEngine(Policy(roles={"*": RoleMembers(approver=["S0APPROVERS"])}), groups)
+    assert policy.has_role(BOB, "lab", "approver") and not policy.has_role(DAVE, "lab",
+                                                                           "approver")
