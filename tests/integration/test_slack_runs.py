@@ -168,6 +168,11 @@ class Lab:
     def commands(self) -> list[dict[str, Any]]:
         return list(reversed(self.audit.recent_commands(200)))
 
+    def last_command(self, contains: str) -> dict[str, Any]:
+        """The newest audit row whose text contains ``contains`` (rows of concurrent jobs
+        may be recorded in any order)."""
+        return [r for r in self.commands() if contains in r["text"]][-1]
+
     def run_ids(self) -> list[str]:
         return [r.id for r in self.store.list_runs(limit=100)]
 
@@ -296,7 +301,7 @@ def test_plan_approve_execute_progress_and_result(lab: Lab) -> None:
     assert all(b - a >= 0.95 for a, b in itertools.pairwise(times)), times
     assert_slack_accepted_everything(lab)
 
-    rows = lab.commands()
+    rows = sorted(lab.commands(), key=lambda r: r["actor"])  # ALICE's plan, BOB's click
     assert [(r["actor"], r["outcome"]) for r in rows] == [(ALICE, "ok"), (BOB, "ok")]
     assert rows[0]["text"] == "/k8snet run netpol-dns-allow cluster=lab namespaces=web"
     assert rid in rows[0]["detail"] and rid in rows[1]["detail"]
@@ -318,7 +323,7 @@ def test_slash_approve_and_reject_commands(make_lab: Any) -> None:
     again = lab.command(f"approve {rid}", user=BOB)
     reply = lab.response(again)
     assert "is rejected" in reply.text
-    assert lab.commands()[-1]["outcome"] == "refused"
+    assert lab.last_command(f"approve {rid}")["outcome"] == "refused"
     assert not lab.writes()
 
 
@@ -331,8 +336,8 @@ def test_self_approval_is_refused(lab: Lab) -> None:
     reply = lab.response(ack)
     assert "someone else must approve it" in reply.text and "Four eyes" in reply.text
     assert reply.params["response_type"] == "ephemeral"
-    assert lab.commands()[-1]["outcome"] == "refused"
-    assert "self-approval" in lab.commands()[-1]["detail"]
+    assert lab.last_command("(button)")["outcome"] == "refused"
+    assert "self-approval" in lab.last_command("(button)")["detail"]
     assert lab.store.get_run(rid).state.value == "awaiting_approval"
     assert not lab.writes()
 
@@ -342,7 +347,7 @@ def test_user_without_approver_role_is_refused(lab: Lab) -> None:
     ack = lab.click(rid, DAVE, message_ts=post.answer["ts"])
     reply = lab.response(ack)
     assert "approver role on cluster lab" in reply.text
-    assert lab.commands()[-1]["outcome"] == "refused"
+    assert lab.last_command("(button)")["outcome"] == "refused"
     assert lab.store.get_run(rid).state.value == "awaiting_approval"
     assert not lab.writes()
 
@@ -354,7 +359,7 @@ def test_operator_role_needed_to_plan(make_lab: Any) -> None:
     reply = lab.response(ack)
     assert "operator role on cluster lab" in reply.text
     assert not lab.plan_posts() and not lab.run_ids()
-    assert lab.commands()[-1]["outcome"] == "refused"
+    assert lab.last_command("run netpol-dns-allow")["outcome"] == "refused"
 
 
 def test_expired_run_is_refused(make_lab: Any) -> None:
