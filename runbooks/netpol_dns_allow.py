@@ -613,30 +613,16 @@ class NetpolDnsAllow(Runbook):
                           "changed): " + " | ".join(rejected), reason="dry-run")
 
     # ------------------------------------------------------------------ apply
-    def apply(self, ctx: RunContext, params: ParamsBase, plan: Plan) -> tuple[Applied, ...]:
-        """The generic apply (changes in plan order, stop at the first failure), with the
-        ``k8snet.io/run-id`` label set to this run on every created or replaced policy. The
-        label is added here, not in the plan: the engine plans before the run has an id and
-        compares plan hashes before applying, and a second plan must stay empty."""
+    def prepare_write(self, ctx: RunContext, change: Change) -> Change:
+        """Set the ``k8snet.io/run-id`` label to this run on every created or replaced policy.
+        The label is added at write time, not in the plan, so that a second plan stays empty
+        and the engine's re-plan before apply hashes the same."""
         run_label = _run_label(ctx.run_id)
-        out: list[Applied] = []
-        for i, ch in enumerate(plan.changes):
-            ctx.progress(f"{ch.action} {ch.target}")
-            send = ch
-            if run_label and ch.after is not None and ch.action in ("create", "replace"):
-                after = copy.deepcopy(ch.after)
-                after.setdefault("metadata", {}).setdefault("labels", {})[RUN_ID] = run_label
-                send = ch.model_copy(update={"after": after})
-            try:
-                result = execute_change(ctx.writer, send)
-            except K8snetError as e:
-                out.append(Applied(index=i, target=ch.target, action=ch.action, ok=False,
-                                   message=str(e)))
-                break
-            out.append(Applied(index=i, target=ch.target, action=ch.action, ok=True,
-                               message=f"{_DONE[ch.action]} {ch.target}",
-                               result=strip_noise(result)))
-        return tuple(out)
+        if not run_label or change.after is None or change.action not in ("create", "replace"):
+            return change
+        after = copy.deepcopy(change.after)
+        after.setdefault("metadata", {}).setdefault("labels", {})[RUN_ID] = run_label
+        return change.model_copy(update={"after": after})
 
     # ------------------------------------------------------------------ verify
     def verify(self, ctx: RunContext, params: ParamsBase, plan: Plan,

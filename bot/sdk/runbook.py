@@ -266,7 +266,7 @@ class Runbook:
         for i, ch in enumerate(plan.changes):
             ctx.progress(f"{ch.action} {ch.target}")
             try:
-                result = execute_change(ctx.writer, ch)
+                result = execute_change(ctx.writer, self.prepare_write(ctx, ch))
             except K8snetError as e:
                 out.append(Applied(index=i, target=ch.target, action=ch.action, ok=False,
                                    message=str(e)))
@@ -275,6 +275,11 @@ class Runbook:
                                message=f"{_DONE[ch.action]} {ch.target}",
                                result=strip_noise(result)))
         return tuple(out)
+
+    def prepare_write(self, ctx: RunContext, change: Change) -> Change:
+        """Last touch on a change just before apply sends it (e.g. a label carrying the run
+        id, which must not be part of the plan hash). Default: unchanged."""
+        return change
 
     def verify(self, ctx: RunContext, params: ParamsBase, plan: Plan,
                applied: tuple[Applied, ...]) -> Verification:

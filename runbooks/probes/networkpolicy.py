@@ -31,8 +31,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sdk import Finding, Inspection, KubeError, Probe, ProbeContext, Severity
+from bot.sdk import Finding, Inspection, Probe, ProbeContext, Severity
 from runbooks._lib import netpol as np
+from runbooks._lib import netpol_live
 
 Obj = dict[str, Any]
 SECTION = "networkpolicy"
@@ -326,55 +327,15 @@ class NetworkPolicyProbe(Probe):
 
     @staticmethod
     def _dns_target(ctx: ProbeContext) -> tuple[np.DnsTarget | None, str]:
-        """Discover the DNS backends (see module docstring); (None, reason) when impossible."""
-        kube = ctx.kube
-        try:
-            svc = kube.get("v1", "services", "kube-dns", "kube-system")
-            if svc is None:
-                cands = [s for s in kube.list("v1", "services", namespace="kube-system")
-                         if _name(s) != "kube-dns-upstream" and "dns" in _name(s)
-                         and any(isinstance(p, dict) and p.get("port") == 53
-                                 for p in (s.get("spec") or {}).get("ports") or [])]
-                core = [s for s in cands if "coredns" in _name(s)]
-                pick = core if len(core) == 1 else cands
-                svc = pick[0] if len(pick) == 1 else None
-            if svc is None:
-                return None, "no kube-dns Service found in kube-system"
-            selector = (svc.get("spec") or {}).get("selector") or {}
-            if not selector:
-                return None, f"Service kube-system/{_name(svc)} has no selector"
-            sel = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-            pods = kube.list("v1", "pods", namespace="kube-system", label_selector=sel)
-            slices = kube.list("discovery.k8s.io/v1", "endpointslices", namespace="kube-system",
-                               label_selector=f"kubernetes.io/service-name={_name(svc)}")
-            nodelocal = next((d for d in kube.list("apps/v1", "daemonsets")
-                              if _name(d) == "node-local-dns" or
-                              ((d.get("metadata") or {}).get("labels") or {}).get("k8s-app")
-                              == "node-local-dns"), None)
-        except KubeError as e:
-            return None, f"cannot read the DNS Service or its endpoints ({e})"
-        return np.dns_target(svc, slices, pods, nodelocal), ""
+        """Discover the DNS backends (``runbooks._lib.netpol_live.discover_dns``, shared with
+        the netpol-dns-allow runbook); (None, reason) when impossible."""
+        found = netpol_live.discover_dns(ctx.kube)
+        return found.target, found.note
 
     @staticmethod
     def _webhook_namespaces(ctx: ProbeContext) -> dict[str, list[dict[str, Any]]]:
-        """Namespace -> admission webhooks served from it (validating and, when served,
-        mutating configurations). Empty on any read error: this only adds context."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for plural in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
-            api = "admissionregistration.k8s.io/v1"
-            try:
-                if not ctx.kube.served(api, plural):
-                    continue
-                items = ctx.kube.list(api, plural)
-            except KubeError:
-                continue
-            for cfg in items:
-                for wh in cfg.get("webhooks") or []:
-                    svc = ((wh.get("clientConfig") or {}).get("service")) or {}
-                    if not svc.get("namespace"):
-                        continue
-                    out.setdefault(str(svc["namespace"]), []).append({
-                        "configuration": _name(cfg), "webhook": wh.get("name"),
-                        "service": svc.get("name"), "port": svc.get("port", 443),
-                        "failurePolicy": wh.get("failurePolicy", "Fail")})
-        return out
+        """Namespace -> admission webhooks served from it, as JSON (``netpol_live``). Empty on
+        any read error: this only adds context."""
+        return {ns: [w.to_json() for w in hooks]
+                for ns, hooks in netpol_live.webhook_services(ctx.kube).items()}
+
