@@ -380,6 +380,15 @@ class RunService:
             raise InputError(f"Unknown run {rid[:MAX_RUN_ID]!r}.", field="run_id")
         return run
 
+    def require_role(self, actor: Actor, cluster: str, role: str, action: str = "") -> None:
+        """Raise ``Refused(reason="role")`` unless ``actor`` holds ``role`` on ``cluster``
+        (used by Slack for read commands: status, history, show need ``viewer``)."""
+        self._policy.require(actor.user, cluster, role, action)
+
+    def can(self, actor: Actor, cluster: str, role: str) -> bool:
+        """Whether ``actor`` holds ``role`` on ``cluster``."""
+        return self._policy.has_role(actor.user, cluster, role)
+
     def get(self, run_id: str) -> RunView:
         """The run's view; InputError (field ``run_id``) when there is no such run."""
         return self._view(self._get(run_id))

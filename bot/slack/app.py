@@ -48,7 +48,7 @@ from bot.render.blocks import (
     MODAL_CALLBACK,
     render_report,
 )
-from bot.sdk.errors import InputError, K8snetError, SettingsError
+from bot.sdk.errors import InputError, K8snetError, Refused, SettingsError
 from bot.settings import Settings
 from bot.slack import messages
 from bot.slack.grammar import MAX_TEXT, Command, GrammarError, parse, printable
@@ -162,6 +162,12 @@ class _Router:
         except InputError as e:
             answer("error", str(e), messages.unknown_cluster(str(e)), cluster=cmd.cluster)
             return
+        if self.runs is not None:  # roles come with the run service's policy
+            try:
+                self.runs.runs.require_role(actor, ref.name, "viewer", "see its status")
+            except Refused as e:
+                answer("refused", f"{e.reason}: {e}", messages.refused(e), cluster=ref.name)
+                return
         with self._lock:
             busy = self._pending >= self.max_pending
             if not busy:

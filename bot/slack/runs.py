@@ -140,11 +140,13 @@ class RunHandlers:
             msg = render_runbooks(infos)
             answer("ok", f"{len(infos)} runbooks", msg.text, blocks=msg.blocks)
         elif cmd.name == "history":
-            views = self.runs.history(limit=cmd.limit or 10)
+            # only runs of clusters the user may view (role viewer)
+            views = [v for v in self.runs.history(limit=cmd.limit or 10)
+                     if self.runs.can(actor, v.run.cluster, "viewer")]
             msg = render_history(views)
             answer("ok", f"{len(views)} runs", msg.text, blocks=msg.blocks)
         elif cmd.name == "show":
-            self._show(cmd, answer)
+            self._show(cmd, actor, answer)
         elif cmd.name == "run":
             self._run(ack, command, cmd, actor, audit_text, answer, reply)
         elif cmd.name in ("approve", "reject"):
@@ -159,13 +161,17 @@ class RunHandlers:
             req = _Request(actor, audit_text, time.monotonic(), datetime.now(UTC), reply)
             self._submit(self.work, req, None, self._rollback, req, cmd.run_id)
 
-    def _show(self, cmd: Command, answer: Answer) -> None:
+    def _show(self, cmd: Command, actor: Actor, answer: Answer) -> None:
         assert cmd.run_id is not None
         try:
             view = self.runs.get(cmd.run_id)
+            self.runs.require_role(actor, view.run.cluster, "viewer", "see its runs")
             events = self.runs.events(cmd.run_id)
         except InputError as e:
             answer("error", str(e), messages.input_error(e, planned=False))
+            return
+        except Refused as e:
+            answer("refused", f"{e.reason}: {e}", messages.refused(e))
             return
         msg = render_show(view, events)
         answer("ok", f"{view.run.id} {state_of(view.run)}", msg.text, cluster=view.run.cluster,

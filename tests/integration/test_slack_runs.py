@@ -764,3 +764,23 @@ def test_slack_user_groups_are_cached() -> None:
     policy = PolicyEngine(Policy(roles={"*": RoleMembers(approver=["S0APPROVERS"])}), groups)
     assert policy.has_role(BOB, "lab", "approver") and not policy.has_role(DAVE, "lab",
                                                                            "approver")
+
+
+def test_viewer_role_needed_for_status_history_and_show(make_lab: Any) -> None:
+    """With roles configured, someone with no role on the cluster sees neither its status nor
+    its runs; a viewer does."""
+    lab: Lab = make_lab(roles={"lab": RoleMembers(viewer=[DAVE], operator=[ALICE],
+                                                   approver=[BOB])})
+    post, rid = plan_web(lab)
+    stranger = "U0MALLORY"
+    ack = lab.command("status lab", user=stranger)
+    assert "viewer role on cluster lab" in ack.text
+    assert lab.last_command("status")["outcome"] == "refused"
+    ack = lab.command(f"show {rid}", user=stranger)
+    assert "viewer role on cluster lab" in ack.text and rid not in ack.body
+    ack = lab.command("history", user=stranger)
+    assert ack.status == 200 and rid not in ack.body
+    ack = lab.command(f"show {rid}", user=DAVE)
+    assert rid in ack.body
+    ack = lab.command("history", user=DAVE)
+    assert rid in ack.body
