@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bot.engine import metrics
 from bot.engine.status import build_report
 from bot.sdk.audit import AuditSink, CommandRecord
 from bot.sdk.errors import InputError, K8snetError
@@ -86,6 +87,7 @@ class Engine:
                started: float, started_at: datetime | None = None) -> int:
         """Append one command to the audit trail; ``started`` is a ``time.monotonic()`` value.
         Returns the row id. Storage errors propagate (an unaudited command is an error)."""
+        metrics.COMMANDS.labels(actor.source, outcome).inc()
         return self.audit.record_command(CommandRecord(
             actor=actor.user, source=actor.source, channel=actor.channel, text=text,
             cluster=cluster, outcome=outcome, detail=detail[:1000],

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.engine import metrics
 from bot.sdk.errors import K8snetError, KubeError, KubeForbidden
 from bot.sdk.ports import KubeReader, ProbeContext
 from bot.sdk.probe import Probe
@@ -132,7 +133,12 @@ def build_report(
         probes, key=lambda p: (getattr(p, "position", p.order), p.order))]
     overall = max((s.status for s in ordered), key=_STATUS_RANK.__getitem__,
                   default=SectionStatus.OK)
+    elapsed = time.monotonic() - t0
+    metrics.STATUS_SECONDS.labels(cluster).observe(elapsed)
+    for st in SectionStatus:
+        metrics.STATUS_SECTIONS.labels(cluster, st.value).set(
+            sum(1 for s in ordered if s.status is st))
     return ClusterReport(
         cluster=cluster, generated_at=datetime.now(UTC), server=server,
         kubernetes_version=version.get("gitVersion"), status=overall, sections=tuple(ordered),
-        duration_ms=int((time.monotonic() - t0) * 1000))
+        duration_ms=int(elapsed * 1000))

@@ -28,6 +28,7 @@ from slack_sdk import WebClient
 from waitress import wasyncore
 from waitress.server import create_server
 
+from bot.engine import metrics
 from bot.engine.core import Engine
 from bot.engine.service import RunService
 from bot.sdk.errors import SettingsError
@@ -48,8 +49,8 @@ HTTP_THREADS = 8
 
 
 def make_wsgi_app(app: App, *, ready: Callable[[], bool] | None = None) -> WSGIApplication:
-    """The WSGI application serving ``app`` at :data:`EVENTS_PATH` plus ``/healthz`` and
-    ``/readyz`` (``ready()`` false: 503). Anything else: 404."""
+    """The WSGI application serving ``app`` at :data:`EVENTS_PATH` plus ``/healthz``,
+    ``/readyz`` (``ready()`` false: 503) and Prometheus ``/metrics``. Anything else: 404."""
     bolt = SlackRequestHandler(app, path=EVENTS_PATH)
 
     def plain(start_response: StartResponse, status: str, body: str) -> Iterable[bytes]:
@@ -65,6 +66,11 @@ def make_wsgi_app(app: App, *, ready: Callable[[], bool] | None = None) -> WSGIA
             if method != "POST":
                 return plain(start_response, "405 Method Not Allowed", "POST only\n")
             return bolt(environ, start_response)
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            data, ctype = metrics.exposition()
+            start_response("200 OK", [("Content-Type", ctype),
+                                      ("Content-Length", str(len(data)))])
+            return [data]
         if path == "/healthz" and method in ("GET", "HEAD"):
             return plain(start_response, "200 OK", "ok\n")
         if path == "/readyz" and method in ("GET", "HEAD"):

@@ -142,3 +142,14 @@ def test_unknown_cluster_lists_the_valid_ones(bot: Bot) -> None:
     assert code == 200 and "lab-a" in body and "prod" in body
     time.sleep(0.3)
     assert bot.slack.calls_to("chat.postMessage") == []
+
+
+def test_metrics_count_commands_and_status(bot: Bot) -> None:
+    code, _, _ = bot.command("status lab-a", "r9")
+    assert code == 200
+    bot.slack.wait_for("chat.postMessage", timeout=20)
+    with urllib.request.urlopen(f"{bot.url}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    assert 'k8snet_commands_total{outcome="ok",source="slack"} 1.0' in text
+    assert 'k8snet_status_seconds_count{cluster="lab-a"} 1.0' in text
+    assert 'k8snet_status_sections{cluster="lab-a",status="critical"} 1.0' in text

@@ -771,7 +771,7 @@ def test_viewer_role_needed_for_status_history_and_show(make_lab: Any) -> None:
     its runs; a viewer does."""
     lab: Lab = make_lab(roles={"lab": RoleMembers(viewer=[DAVE], operator=[ALICE],
                                                    approver=[BOB])})
-    post, rid = plan_web(lab)
+    _post, rid = plan_web(lab)
     stranger = "U0MALLORY"
     ack = lab.command("status lab", user=stranger)
     assert "viewer role on cluster lab" in ack.text
