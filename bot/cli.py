@@ -142,6 +142,30 @@ def cli(ctx: click.Context, config: str | None) -> None:
     ctx.ensure_object(dict)["config"] = config
 
 
+def _drive(ctx: click.Context, run_id: str, kubeconfig: str | None, output: str,
+           action: str, ok_states: frozenset[str]) -> None:
+    """Execute (``apply``) or roll back (``rollback``) a run, printing progress and the
+    outcome; audited; exit 1 unless the run ends in ``ok_states``, 2 when refused."""
+    t0, started_at = time.monotonic(), datetime.now(UTC)
+    printer = _ProgressPrinter(err=output == "json")
+    printer.run_id = run_id.strip()
+    with _runs(ctx, kubeconfig, printer) as (engine, runs):
+        try:
+            view = (runs.service.execute(_actor(), run_id) if action == "apply"
+                    else runs.service.rollback_interrupted(_actor(), run_id))
+        except K8snetError as e:
+            _fail(engine, t0, started_at, None, e, output)
+            return
+        state = state_of(view.run)
+        verb = "applied" if action == "apply" else "rollback of"
+        _record(engine, t0, started_at, view.run.cluster,
+                "ok" if state in ok_states else "error", f"{verb} {view.run.id}: {state}")
+    click.echo(run_json(view) if output == "json" else run_text(view, diff=False),
+               nl=output == "json")
+    if state not in ok_states:
+        sys.exit(EXIT_RUN_FAILED)
+
+
 @cli.command()
 @click.option("--cluster", "cluster", default=None, metavar="NAME",
               help="Cluster name (default: the default cluster / current kubeconfig context).")
@@ -442,22 +466,7 @@ def apply(ctx: click.Context, run_id: str, kubeconfig: str | None, output: str) 
     """Apply an approved run: re-check, apply, verify (rolled back when verification fails);
     print the progress and the outcome. Exit 0 succeeded, 1 failed / rolled back / stale,
     2 refused (e.g. not approved)."""
-    t0, started_at = time.monotonic(), datetime.now(UTC)
-    printer = _ProgressPrinter(err=output == "json")
-    printer.run_id = run_id.strip()
-    with _runs(ctx, kubeconfig, printer) as (engine, runs):
-        try:
-            view = runs.service.execute(_actor(), run_id)
-        except K8snetError as e:
-            _fail(engine, t0, started_at, None, e, output)
-            return
-        state = state_of(view.run)
-        _record(engine, t0, started_at, view.run.cluster,
-                "ok" if state in _OK_STATES else "error", f"applied {view.run.id}: {state}")
-    click.echo(run_json(view) if output == "json" else run_text(view, diff=False),
-               nl=output == "json")
-    if state not in _OK_STATES:
-        sys.exit(EXIT_RUN_FAILED)
+    _drive(ctx, run_id, kubeconfig, output, "apply", _OK_STATES)
 
 
 @cli.command()
@@ -508,23 +517,7 @@ def show(ctx: click.Context, run_id: str, output: str) -> None:
 def rollback(ctx: click.Context, run_id: str, kubeconfig: str | None, output: str) -> None:
     """Roll back a run interrupted mid-apply (its process died). Needs the approver role.
     Exit 0 rolled back, 1 rollback failed, 2 refused (e.g. not interrupted)."""
-    t0, started_at = time.monotonic(), datetime.now(UTC)
-    printer = _ProgressPrinter(err=output == "json")
-    printer.run_id = run_id.strip()
-    with _runs(ctx, kubeconfig, printer) as (engine, runs):
-        try:
-            view = runs.service.rollback_interrupted(_actor(), run_id)
-        except K8snetError as e:
-            _fail(engine, t0, started_at, None, e, output)
-            return
-        state = state_of(view.run)
-        _record(engine, t0, started_at, view.run.cluster,
-                "ok" if state == "rolled_back" else "error",
-                f"rollback of {view.run.id}: {state}")
-    click.echo(run_json(view) if output == "json" else run_text(view, diff=False),
-               nl=output == "json")
-    if state != "rolled_back":
-        sys.exit(EXIT_RUN_FAILED)
+    _drive(ctx, run_id, kubeconfig, output, "rollback", frozenset({"rolled_back"}))
 
 
 # ============================================================================ audit

@@ -15,6 +15,7 @@ rest of the report stands. Malformed configuration *inside* an object (a broken 
 
 from __future__ import annotations
 
+import abc
 from typing import ClassVar
 
 from bot.sdk.errors import K8snetError
@@ -26,7 +27,7 @@ class ProbeError(K8snetError):
     """A probe could not decide its section; the message says why in one sentence."""
 
 
-class Probe:
+class Probe(abc.ABC):
     """Base class for status probes. Subclasses set ``section``, ``title``, ``order`` and
     implement :meth:`inspect`."""
 
@@ -35,10 +36,10 @@ class Probe:
     order: ClassVar[int] = 100
     position: ClassVar[int] = 100
 
+    @abc.abstractmethod
     def inspect(self, ctx: ProbeContext) -> Inspection:
         """Read the cluster and return findings and facts. Raises ``KubeError``/``ProbeError``
         when the section cannot be decided."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
     @classmethod
     def summary(cls) -> str:

@@ -27,6 +27,7 @@ and their inverses, rollback in reverse order), so most runbooks only write ``in
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import enum
 import hashlib
@@ -232,7 +233,7 @@ class RunContext:
 ParamsBase = Params
 
 
-class Runbook:
+class Runbook(abc.ABC):
     """Base class of runbooks; see the module docstring for the contract."""
 
     name: ClassVar[str]
@@ -255,9 +256,9 @@ class Runbook:
         """Read the cluster; findings and facts for ``plan``."""
         return Inspection()
 
+    @abc.abstractmethod
     def plan(self, ctx: RunContext, params: ParamsBase, inspection: Inspection) -> Plan:
         """What would change. Must be idempotent: after apply, plan is empty."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
     def apply(self, ctx: RunContext, params: ParamsBase, plan: Plan) -> tuple[Applied, ...]:
         """Execute the plan's changes in order; stops at the first failure (later changes are

@@ -389,23 +389,27 @@ class RunHandlers:
         except SlackApiError as e:
             log.warning("posting the rest of a diff failed: %s", e.response.get("error"))
 
+    def _allowed(self, req: _Request, call: Callable[[], RunView]) -> RunView | None:
+        """Run an engine request; a refusal or bad input is recorded and answered
+        (ephemeral, saying why) and gives None."""
+        try:
+            return call()
+        except Refused as e:
+            self._record(req, None, "refused", f"{e.reason}: {e}")
+            req.reply(messages.refused(e))
+        except InputError as e:
+            self._record(req, None, "error", str(e))
+            req.reply(messages.input_error(e, planned=False))
+        return None
+
     def _decide(self, req: _Request, decision: str, rid: str, reason: str,
                 where: tuple[str, str] | None) -> None:
         """Approve or reject; after the approval that made the run approved, submit its
         execution (exactly one of concurrent approvers does)."""
         actor = req.actor
-        try:
-            if decision == "approve":
-                view = self.runs.approve(actor, rid)
-            else:
-                view = self.runs.reject(actor, rid, reason)
-        except Refused as e:
-            self._record(req, None, "refused", f"{e.reason}: {e}")
-            req.reply(messages.refused(e))
-            return
-        except InputError as e:
-            self._record(req, None, "error", str(e))
-            req.reply(messages.input_error(e, planned=False))
+        view = self._allowed(req, lambda: self.runs.approve(actor, rid) if decision == "approve"
+                             else self.runs.reject(actor, rid, reason))
+        if view is None:
             return
         run = view.run
         if where is not None:
@@ -457,15 +461,8 @@ class RunHandlers:
             log.info("run %s ended %s", view.run.id, state_of(view.run))
 
     def _rollback(self, req: _Request, rid: str) -> None:
-        try:
-            view = self.runs.rollback_interrupted(req.actor, rid)
-        except Refused as e:
-            self._record(req, None, "refused", f"{e.reason}: {e}")
-            req.reply(messages.refused(e))
-            return
-        except InputError as e:
-            self._record(req, None, "error", str(e))
-            req.reply(messages.input_error(e, planned=False))
+        view = self._allowed(req, lambda: self.runs.rollback_interrupted(req.actor, rid))
+        if view is None:
             return
         state = state_of(view.run)
         self._record(req, view.run.cluster, "ok" if state == "rolled_back" else "error",
