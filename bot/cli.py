@@ -199,10 +199,16 @@ def status(ctx: click.Context, cluster: str | None, kubeconfig: str | None, outp
                    nl=False)
     if fail_on:
         threshold = Severity.WARNING if fail_on == "warning" else Severity.CRITICAL
-        hit = any(f.severity.rank >= threshold.rank for f in report.findings)
-        if threshold is Severity.WARNING:
-            hit = hit or any(s.status is SectionStatus.UNKNOWN for s in report.sections)
-        if hit:
+        codes = sorted({f.code for f in report.findings if f.severity.rank >= threshold.rank})
+        unknown = [s.name for s in report.sections if s.status is SectionStatus.UNKNOWN] \
+            if threshold is Severity.WARNING else []
+        if codes or unknown:
+            why = []
+            if codes:
+                why.append(f"findings at or above {fail_on}: {', '.join(codes)}")
+            if unknown:
+                why.append(f"sections that could not be decided: {', '.join(unknown)}")
+            click.echo(f"--fail-on {fail_on}: " + "; ".join(why), err=True)
             sys.exit(EXIT_FAIL_ON)
 
 

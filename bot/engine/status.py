@@ -128,7 +128,9 @@ def build_report(
             status = max(status, SectionStatus.UNKNOWN, key=_STATUS_RANK.__getitem__)
         sections[probe.section] = SectionReport(
             name=probe.section, title=probe.title, status=status, summary=insp.summary,
-            error=insp.facts.get("undecided") or None, findings=findings, facts=insp.facts)
+            error=insp.facts.get("undecided") or None,
+            not_checked=insp.facts.get("not_checked") or None, findings=findings,
+            facts=insp.facts)
     ordered = [sections[p.section] for p in sorted(
         probes, key=lambda p: (getattr(p, "position", p.order), p.order))]
     overall = max((s.status for s in ordered), key=_STATUS_RANK.__getitem__,

@@ -141,6 +141,7 @@ _T_GENERATED = "checked in {seconds:.1f} s"
 _T_NO_SECTIONS = "No probes ran, so there is nothing to report yet."
 _T_SECTION_HEAD = "{emoji} *{title}* · {status}"
 _T_UNDECIDED = "_Could not decide:_ {reason}"
+_T_NOT_CHECKED = "_Not checked:_ {what}"
 _T_NO_FINDINGS = "_No findings._"
 _T_FINDING = "{emoji} `{code}` {subject}: {message}"
 _T_FIX = " _(fix: `{runbook}`{params})_"
@@ -320,6 +321,10 @@ def _main_section(s: SectionReport, max_findings: int) -> tuple[str, bool]:
     if s.error:
         text, cut = _shorten(escape_mrkdwn(s.error), _MAX_SUMMARY)
         lines.append(_T_UNDECIDED.format(reason=text))
+        left_out |= cut
+    if s.not_checked:
+        text, cut = _shorten(escape_mrkdwn(s.not_checked), _MAX_SUMMARY)
+        lines.append(_T_NOT_CHECKED.format(what=text))
         left_out |= cut
     for f in s.findings[:max_findings]:
         text, cut = _shorten(_finding_line(f), _MAX_LINE)

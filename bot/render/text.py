@@ -40,7 +40,10 @@ _SEV_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
 def _console(width: int, color: bool) -> Console:
+    # markup=False: text from the cluster or a person ("[fix: ...]", "[a-z]") is never
+    # parsed as rich markup and silently swallowed
     return Console(file=io.StringIO(), width=width, force_terminal=color, no_color=not color,
+                   markup=False,
                    color_system="standard" if color else None, highlight=False, soft_wrap=False)
 
 
@@ -64,6 +67,9 @@ def report_text(report: ClusterReport, *, width: int = 120, color: bool = False)
     sections.add_column("Summary", overflow="fold")
     for s in report.sections:
         summary = s.summary
+        if s.not_checked:
+            summary = f"{summary}\nnot checked: {s.not_checked}" if summary \
+                else f"not checked: {s.not_checked}"
         if s.error:
             summary = (f"{s.summary}\nunknown: {s.error}" if s.summary and s.summary != "unknown"
                        else f"unknown: {s.error}")

@@ -3,7 +3,9 @@
 A probe is a class with a ``section`` name, a human ``title``, an ``order`` (probes run in
 ascending order so later ones can read earlier ones' facts), a ``position`` (display order in
 the report) and an ``inspect`` method. A probe that decided only part of its section sets
-``facts["undecided"]`` to the reason: the section then shows ``unknown`` next to its findings. Its
+``facts["undecided"]`` to the reason: the section then shows ``unknown`` next to its findings.
+What a probe cannot check at all in this release (it needs node access, say) goes in
+``facts["not_checked"]``: shown with the section, without making it unknown. Its
 docstring's first line is its summary. Probes only read: they receive a ``ProbeContext``
 whose ``kube`` is a ``KubeReader``.
 

@@ -98,8 +98,11 @@ class Inspection(_Frozen):
 class SectionReport(_Frozen):
     """One section of the status report.
 
-    ``status`` is ``unknown`` when ``error`` is set (the probe failed; ``error`` says why in one
-    sentence); otherwise it is the worst severity among ``findings`` (``info`` counts as ok).
+    ``status`` is ``unknown`` when ``error`` is set (the probe failed or could not decide;
+    ``error`` says why in one sentence); otherwise it is the worst severity among ``findings``
+    (``info`` counts as ok). ``not_checked`` names what this release cannot check at all (e.g.
+    live conntrack usage, which needs node access): shown with the section, but it does not
+    make the section unknown, so a healthy cluster does not read "unknown" forever.
     """
 
     name: str
@@ -107,6 +110,7 @@ class SectionReport(_Frozen):
     status: SectionStatus
     summary: str = ""
     error: str | None = None
+    not_checked: str | None = None
     findings: tuple[Finding, ...] = ()
     facts: dict[str, Any] = Field(default_factory=dict)
 

@@ -3,12 +3,15 @@ the ``nf_conntrack_max`` value it will write at start on each node (DOMAIN.md se
 kubernetes/kubernetes#75575, #141943).
 
 Live usage (``nf_conntrack_count`` / ``nf_conntrack_max`` per node) needs node access, which
-is not configured here: the section therefore always sets ``facts["undecided"]`` and shows
-``unknown`` next to its findings rather than a false "ok".
+this release does not have: the section says so in ``facts["not_checked"]`` (shown with the
+section, never as an "ok" for usage) and its status comes from what the API shows. When
+kube-proxy's conntrack settings themselves cannot be read, ``facts["undecided"]`` makes the
+section unknown.
 
 Facts: ``{"managed_by_kube_proxy": bool|None, "max_per_core": int|None, "min": int|None,
 "shape": str|None, "kube_proxy_version": str|None, "cap": int|None, "nodes": [{"name",
-"cpus", "target", "scaled", "capped"}], "undecided": str}``; ``target`` None means
+"cpus", "target", "scaled", "capped"}], "not_checked": str, "undecided": str (only when
+the settings are unknown)}``; ``target`` None means
 kube-proxy leaves the node's value alone (or the CPU count is unknown).
 """
 
@@ -23,7 +26,8 @@ from runbooks._lib.cni import DISPLAY
 from runbooks._lib.versions import parse_version
 
 SECTION = "conntrack"
-UNDECIDED = "per-node conntrack usage needs node access (SSH), not configured"
+NOT_CHECKED = ("live conntrack usage per node (nf_conntrack_count against nf_conntrack_max) "
+               "needs node access (SSH), which this release does not have")
 KP_SUBJECT = "configmap/kube-system/kube-proxy"
 
 
@@ -59,7 +63,7 @@ class ConntrackProbe(Probe):
             "kube_proxy_version": kpf.get("version"), "cap": None,
             "nodes": [{"name": n["name"], "cpus": n.get("cpus"), "target": None,
                        "scaled": None, "capped": False} for n in nodes],
-            "undecided": UNDECIDED}
+            "not_checked": NOT_CHECKED}
         findings: list[Finding] = []
         if not kpf.get("deployed"):
             facts["managed_by_kube_proxy"] = False
@@ -77,6 +81,8 @@ class ConntrackProbe(Probe):
                               findings=tuple(findings), facts=facts)
         ct = kpf.get("conntrack")
         if not isinstance(ct, dict):
+            facts["undecided"] = ("kube-proxy's conntrack settings are unknown (its "
+                                  "configuration could not be read)")
             return Inspection(summary="kube-proxy's conntrack settings unknown (configuration "
                               "not visible)", facts=facts)
         subj = kpf.get("configmap") or KP_SUBJECT

@@ -91,8 +91,21 @@ def test_status_json_is_one_object_for_scripts(emulator: Emulator, tmp_path: Pat
 
 def test_fail_on_thresholds(emulator: Emulator, tmp_path: Path, env: dict[str, str]) -> None:
     kc = kubeconfig(emulator, tmp_path)
-    assert run("status", "--kubeconfig", kc, "--fail-on", "critical").exit_code == 1
-    assert run("status", "--kubeconfig", kc, "--fail-on", "warning").exit_code == 1
+    r = CliRunner().invoke(cli, ["status", "--kubeconfig", kc, "--fail-on", "critical"])
+    assert r.exit_code == 1
+    assert "--fail-on critical: findings at or above critical: LB001" in r.stderr
+    r = CliRunner().invoke(cli, ["status", "--kubeconfig", kc, "--fail-on", "warning"])
+    assert r.exit_code == 1 and "LB001, NP013" in r.stderr
+    assert "could not be decided" not in r.stderr  # conntrack usage is "not checked"
+
+
+def test_fail_on_warning_counts_undecided_sections(emulator: Emulator, tmp_path: Path,
+                                                   env: dict[str, str]) -> None:
+    emulator.forbid("list", "networkpolicies")
+    kc = kubeconfig(emulator, tmp_path)
+    r = CliRunner().invoke(cli, ["status", "--kubeconfig", kc, "--fail-on", "warning"])
+    assert r.exit_code == 1
+    assert "sections that could not be decided: networkpolicy" in r.stderr
 
 
 def test_fail_on_critical_passes_a_cluster_without_critical(
