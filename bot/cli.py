@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -230,7 +231,8 @@ def clusters(ctx: click.Context, kubeconfig: str | None, output: str) -> None:
     t0 = time.monotonic()
     rows = [{"name": c.name, "server": c.server, "default": c.name == engine.default_cluster}
             for c in engine.clusters()]
-    engine.record(_actor(), _command_text(), None, "ok", f"{len(rows)} clusters", t0,
+    engine.record(_actor(), _command_text(), None, "ok",
+                  f"{len(rows)} cluster{'' if len(rows) == 1 else 's'}", t0,
                   datetime.now(UTC))
     if output == "json":
         click.echo(json.dumps({"default": engine.default_cluster, "clusters": rows}, indent=2))
@@ -586,6 +588,8 @@ def audit_export(ctx: click.Context, output: str) -> None:
             with open(output, "w", encoding="utf-8") as fp:
                 n = store.export_jsonl(fp)
         _record(store, t0, started_at, None, "ok", f"{n} rows exported")
+    except BrokenPipeError:
+        raise  # the reader (e.g. `| head`) stopped reading: handled quietly by main()
     except OSError as e:
         _die(f"Cannot write {output}: {e.strerror}", EXIT_INPUT)
     except K8snetError as e:
@@ -597,8 +601,14 @@ def audit_export(ctx: click.Context, output: str) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="k8snet")
+    """Console-script entry point. A reader that closes the pipe early (``k8snet audit export
+    | head``) ends the command quietly, as with other Unix tools."""
+    try:
+        cli(prog_name="k8snet")
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error while flushing at exit
+        sys.exit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,12 +23,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 from bot.errors import SettingsError
 
@@ -165,9 +171,10 @@ class Settings(BaseSettings):
         default=DEFAULT_SLACK_API_URL,
         description="Base URL of the Slack Web API (GovSlack: https://slack-gov.com/api/).",
     )
-    allowed_channels: list[str] = Field(
+    allowed_channels: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Slack channel ids commands are accepted from. Empty: every channel.",
+        description="Slack channel ids commands are accepted from. Empty: every channel. "
+        "In the environment: comma-separated (C0123,C0456) or a JSON list.",
     )
     request_timeout_seconds: float = Field(
         default=10.0, gt=0, le=300,
@@ -207,6 +214,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be an SQLAlchemy URL starting with sqlite:/// or postgresql+psycopg://"
             )
+        m = re.match(r"^sqlite(\+[a-z0-9]+)?:///(?P<path>.*)$", v)
+        if m and m.group("path") not in ("", ":memory:") and not m.group("path").startswith("/"):
+            raise ValueError("an SQLite path must be absolute (sqlite:////var/lib/k8snet/"
+                             "audit.sqlite3): a relative one depends on the current directory")
         if v.startswith("postgresql://"):
             v = "postgresql+psycopg://" + v[len("postgresql://"):]
         return v
@@ -217,6 +228,21 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+(/\S*)?$", v):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return v if v.endswith("/") else v + "/"
+
+    @field_validator("allowed_channels", mode="before")
+    @classmethod
+    def _channels_from_text(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                import json
+
+                try:
+                    return json.loads(text)
+                except ValueError as e:
+                    raise ValueError(f"not a JSON list: {e}") from e
+            return [c.strip() for c in text.split(",") if c.strip()]
+        return v
 
     @field_validator("allowed_channels")
     @classmethod
@@ -268,6 +294,13 @@ def load_settings(config_path: str | os.PathLike[str] | None = None) -> Settings
         data = loaded
     try:
         return Settings(**data)
+    except PydanticSettingsError as e:
+        # a K8SNET_* variable that should hold JSON (K8SNET_POLICY) does not
+        field = re.search(r'field "([^"]+)"', str(e))
+        key = field.group(1) if field else None
+        env = f"K8SNET_{key.upper()}" if key else "a K8SNET_* variable"
+        raise SettingsError(f"Invalid settings in the environment: {env} must be JSON "
+                            f"(e.g. K8SNET_POLICY='{{\"approvals_required\": 2}}')", key=key) from e
     except ValidationError as e:
         first = e.errors()[0]["loc"] if e.errors() else ()
         raise SettingsError(
@@ -289,14 +322,18 @@ def kubeconfig_paths(explicit: str | os.PathLike[str] | None = None) -> list[Pat
     return [Path("~/.kube/config").expanduser()]
 
 
-def kubeconfig_contexts(paths: list[Path]) -> tuple[list[str], str | None]:
+def kubeconfig_contexts(paths: list[Path], *, strict: bool = False
+                        ) -> tuple[list[str], str | None]:
     """Context names and the current-context of merged kubeconfig files (first file wins, as
-    with kubectl). Missing files are skipped; a file that is not a kubeconfig raises
-    SettingsError naming it."""
+    with kubectl). Missing files are skipped (as kubectl does for $KUBECONFIG entries) unless
+    ``strict`` (a file named explicitly): then SettingsError. A file that is not a kubeconfig
+    raises SettingsError naming it."""
     names: list[str] = []
     current: str | None = None
     for p in paths:
         if not p.exists():
+            if strict:
+                raise SettingsError(f"Kubeconfig {p} does not exist", key="kubeconfig")
             continue
         try:
             doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
@@ -324,7 +361,7 @@ def resolve_clusters(
     """
     if kubeconfig is not None or not settings.clusters:
         paths = kubeconfig_paths(kubeconfig)
-        names, current = kubeconfig_contexts(paths)
+        names, current = kubeconfig_contexts(paths, strict=kubeconfig is not None)
         path = paths[0] if (kubeconfig is not None or len(paths) == 1) else None
         clusters = {
             n: ClusterSettings(kubeconfig=path, context=n,
@@ -334,6 +371,11 @@ def resolve_clusters(
         default = settings.default_cluster or current
     else:
         clusters = dict(settings.clusters)
+        for name, c in clusters.items():
+            if c.kubeconfig is not None and not c.kubeconfig.expanduser().exists():
+                raise SettingsError(
+                    f"Invalid settings: 'clusters.{name}.kubeconfig' is {str(c.kubeconfig)!r}, "
+                    "which does not exist", key=f"clusters.{name}.kubeconfig")
         default = settings.default_cluster or (next(iter(clusters)) if len(clusters) == 1 else None)
     if settings.default_cluster and settings.default_cluster not in clusters and clusters:
         raise SettingsError(

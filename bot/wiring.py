@@ -25,7 +25,7 @@ from bot.engine.core import ClusterRef, Engine
 from bot.engine.policy import PolicyEngine
 from bot.engine.registry import Registry
 from bot.engine.service import RunNotifier, RunService, default_holder
-from bot.settings import Settings, resolve_clusters
+from bot.settings import Settings, default_database_url, resolve_clusters
 from runbooks.probes import all_probes
 
 
@@ -49,7 +49,8 @@ def build_adapters(settings: Settings, kubeconfig: str | os.PathLike[str] | None
 
 def build_audit(settings: Settings) -> db.AuditStore:
     """The audit store at ``settings.database_url``, schema checked (SQLite migrated)."""
-    db.ensure_schema(settings.database_url)
+    db.ensure_schema(settings.database_url,
+                     create_dir=settings.database_url == default_database_url())
     return db.AuditStore(settings.database_url)
 
 
@@ -102,7 +103,8 @@ def build_runs(settings: Settings, adapters: dict[str, KubeAdapter], default: st
     """The ``RunService`` over ``adapters`` (readers and writers), the discovered runbooks,
     the run store at ``settings.database_url`` (schema checked; SQLite migrated) and the
     approval policy of ``settings.policy``."""
-    db.ensure_schema(settings.database_url)
+    db.ensure_schema(settings.database_url,
+                     create_dir=settings.database_url == default_database_url())
     store = db.RunStoreSQL(settings.database_url)
     policy = settings.policy
     service = RunService(

@@ -528,7 +528,7 @@ class NetpolDnsAllow(Runbook):
             warnings.append(
                 "The default deny also blocks egress to the Kubernetes API server, traffic "
                 "between pods of the same namespace and traffic to and from outside the "
-                f"cluster: only {allowed} remain allowed.")
+                f"cluster: only {allowed} {'stays' if len(open_) == 1 else 'stay'} allowed.")
         notes.append("Order: allow policies first, then the default deny (rollback removes the "
                       "deny first).")
         self._dry_run(ctx, changes)

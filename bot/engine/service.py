@@ -520,8 +520,8 @@ class RunService:
 
     # ------------------------------------------------------------------ decisions
     def _refuse_state(self, run: RunRecord, doing: str, allowed: str) -> Refused:
-        return Refused(f"Run {run.id} is {run.state.value.replace('_', ' ')}; only a run "
-                       f"{allowed} can be {doing}.", reason="state")
+        return Refused(f"Run {run.id} is {run.state.value.replace('_', ' ')}; only a run that "
+                       f"is {allowed} can be {doing}.", reason="state")
 
     def _check_expiry(self, run: RunRecord, actor: str) -> None:
         if run.expires_at is not None and self._clock() > run.expires_at:

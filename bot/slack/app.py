@@ -140,7 +140,7 @@ class _Router:
             return
         if cmd.name == "clusters":
             names = [c.name for c in self.engine.clusters()]
-            answer("ok", f"{len(names)} clusters",
+            answer("ok", f"{len(names)} cluster{'' if len(names) == 1 else 's'}",
                    messages.clusters(names, self.engine.default_cluster))
             return
         if cmd.name in RUN_SUBCOMMANDS:

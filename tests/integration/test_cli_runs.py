@@ -39,6 +39,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
         kc = tmp_path / "kubeconfig"
         emu.write_kubeconfig(kc, context="lab")
         db_file = tmp_path / "audit" / "k8snet.sqlite3"
+        db_file.parent.mkdir()
         monkeypatch.setenv("K8SNET_DATABASE_URL", f"sqlite:///{db_file}")
         monkeypatch.setenv("KUBECONFIG", str(kc))
         monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -168,7 +169,7 @@ def test_rollback_of_a_run_that_was_not_interrupted_is_refused(env: dict[str, An
     rid = run_id_in(run("plan", "netpol-dns-allow", "namespaces=web").output)
     r = run("rollback", rid)
     assert r.exit_code == 2
-    assert "only a run interrupted can be rolled back" in r.output
+    assert "only a run that is interrupted can be rolled back" in r.output
     assert commands(env)[-1]["outcome"] == "refused"
 
 

@@ -27,6 +27,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for k in list(os.environ):
         if k.startswith("K8SNET_") or k == "KUBECONFIG":
             monkeypatch.delenv(k)
+    (tmp_path / "audit").mkdir()
     db = f"sqlite:///{tmp_path / 'audit' / 'k8snet.sqlite3'}"
     monkeypatch.setenv("K8SNET_DATABASE_URL", db)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -225,3 +226,17 @@ def test_console_script_in_a_subprocess(emulator: Emulator, tmp_path: Path,
                        env={**os.environ, **env}, cwd=REPO)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["cluster"] == "lab-a"
+
+
+def test_mistyped_sqlite_directory_is_refused_not_created(tmp_path: Path, env: dict[str, str],
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A wrong path must not silently start a new, empty audit trail."""
+    missing = tmp_path / "no" / "such" / "dir"
+    monkeypatch.setenv("K8SNET_DATABASE_URL", f"sqlite:///{missing / 'audit.sqlite3'}")
+    r = CliRunner().invoke(cli, ["history"])
+    assert r.exit_code == 4 and "does not exist" in r.output and "database_url" in r.output
+    assert not missing.exists()
+    monkeypatch.setenv("K8SNET_DATABASE_URL", "sqlite:///relative.sqlite3")
+    r = CliRunner().invoke(cli, ["history"])
+    assert r.exit_code == 4 and "must be absolute" in r.output

@@ -72,6 +72,7 @@ def bot(tmp_path: Path) -> Iterator[Bot]:
         emu.write_kubeconfig(kc, context="lab-a")
         port = free_port()
         secret = secrets.token_hex(16)
+        (tmp_path / "data").mkdir()
         db = f"sqlite:///{tmp_path / 'data' / 'audit.sqlite3'}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("K8SNET_")}
         env.update({"K8SNET_SLACK_BOT_TOKEN": "xoxb-" + secrets.token_hex(8),

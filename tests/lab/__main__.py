@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -58,6 +59,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     finally:
         emu.stop()
         pid_file.unlink(missing_ok=True)
+        if not args.kubeconfig:
+            kubeconfig.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.rmdir()  # only if empty: never remove what the user put there
     return 0
 
 
@@ -72,6 +77,9 @@ def _cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
               + " ".join(cmd[3:]), file=sys.stderr, flush=True)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+        if "K8SNET_DATABASE_URL" not in os.environ:
+            # a throwaway audit trail: lab commands stay out of the user's real one
+            env["K8SNET_DATABASE_URL"] = f"sqlite:///{Path(tmp) / 'audit.sqlite3'}"
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
                               check=False)
         sys.stdout.write(proc.stdout)

@@ -526,7 +526,8 @@ def test_submit_execute_refusal_arrives_through_the_future_and_the_notifier(lab:
     fut = lab.svc.submit_execute(OP, view.run.id)
     with pytest.raises(Refused):
         fut.result(timeout=10)
-    assert lab.notes.seen[-1][0] == view.run.id and "only a run approved" in lab.notes.seen[-1][2]
+    assert lab.notes.seen[-1][0] == view.run.id
+    assert "only a run that is approved" in lab.notes.seen[-1][2]
 
 
 class Crash(BaseException):

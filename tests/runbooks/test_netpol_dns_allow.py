@@ -156,7 +156,7 @@ def test_case_or_selectors_gets_one_and_form_item_from_the_live_service(
     assert plan.warnings == (
         "The default deny also blocks egress to the Kubernetes API server, traffic between "
         "pods of the same namespace and traffic to and from outside the cluster: only egress "
-        "to DNS remain allowed.",)
+        "to DNS stays allowed.",)
 
     applied = RB.apply(ctx, p, plan)
     assert all(a.ok for a in applied)

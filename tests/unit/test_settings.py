@@ -107,9 +107,38 @@ def test_explicit_kubeconfig_flag_wins(tmp_path: Path) -> None:
 
 
 def test_configured_clusters_and_bad_default(tmp_path: Path) -> None:
-    cfg = write(tmp_path, "k.yaml", "clusters:\n  prod: {kubeconfig: /etc/k/prod}\n")
+    kc = write(tmp_path, "prod.kc", KUBECONFIG)
+    cfg = write(tmp_path, "k.yaml", f"clusters:\n  prod: {{kubeconfig: {kc}}}\n")
     clusters, default = resolve_clusters(load_settings(cfg))
     assert list(clusters) == ["prod"] and default == "prod"
     cfg2 = write(tmp_path, "k2.yaml", "default_cluster: stage\nclusters:\n  prod: {}\n")
     with pytest.raises(SettingsError, match="default_cluster"):
         resolve_clusters(load_settings(cfg2))
+
+
+def test_channels_from_env_comma_separated_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("K8SNET_ALLOWED_CHANNELS", "C0OPS, C0NET")
+    assert load_settings().allowed_channels == ["C0OPS", "C0NET"]
+    monkeypatch.setenv("K8SNET_ALLOWED_CHANNELS", '["C0OPS"]')
+    assert load_settings().allowed_channels == ["C0OPS"]
+    monkeypatch.setenv("K8SNET_ALLOWED_CHANNELS", "general")
+    with pytest.raises(SettingsError, match="allowed_channels"):
+        load_settings()
+
+
+def test_policy_env_that_is_not_json_names_the_variable(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    monkeypatch.setenv("K8SNET_POLICY", "roles")
+    with pytest.raises(SettingsError, match="K8SNET_POLICY must be JSON"):
+        load_settings()
+    monkeypatch.setenv("K8SNET_POLICY", '{"rolez": {}}')
+    with pytest.raises(SettingsError, match=r"unknown key 'policy\.rolez'"):
+        load_settings()
+
+
+def test_missing_kubeconfig_is_an_error_when_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="does not exist"):
+        resolve_clusters(load_settings(), kubeconfig=tmp_path / "typo.kubeconfig")
+    cfg = write(tmp_path, "k.yaml", f"clusters:\n  prod: {{kubeconfig: {tmp_path}/nope}}\n")
+    with pytest.raises(SettingsError, match=r"'clusters\.prod\.kubeconfig'"):
+        resolve_clusters(load_settings(cfg))

@@ -33,10 +33,11 @@ from bot.adapters.db.engine import (
     mask_url,
     parse_url,
     read_transaction,
+    sqlite_path,
     write_transaction,
 )
 from bot.adapters.db.errors import DatabaseError, SchemaNotCurrent
-from bot.sdk.errors import InputError
+from bot.sdk.errors import InputError, SettingsError
 
 MIGRATION_LOCK = "k8snet.migrations"
 """Name of the PostgreSQL advisory lock held while migrating."""
@@ -161,17 +162,24 @@ def downgrade(url: str, revision: str) -> str | None:
         engine.dispose()
 
 
-def ensure_schema(url: str) -> str:
+def ensure_schema(url: str, *, create_dir: bool = True) -> str:
     """Make sure the database at ``url`` is usable by this k8snet; returns the head revision.
 
-    SQLite: create the file's directory and migrate a new or outdated file to head.
+    SQLite: create the file's directory (only when ``create_dir``; otherwise a missing
+    directory is a SettingsError naming ``database_url``, so that a mistyped path does not
+    silently start an empty audit trail) and migrate a new or outdated file to head.
     PostgreSQL: check only; raise SchemaNotCurrent ("... is at revision X ...; run `k8snet db
     upgrade`") when it is not at head. Other errors as :func:`upgrade`.
     """
     u = parse_url(url)
     head = head_revision()
     if is_sqlite(u):
-        engine = make_engine(u, create_dir=True)
+        path = sqlite_path(u)
+        if not create_dir and path is not None and not path.expanduser().parent.is_dir():
+            raise SettingsError(
+                f"database_url names an SQLite file in {path.expanduser().parent}, which does "
+                "not exist: create the directory or fix the URL", key="database_url")
+        engine = make_engine(u, create_dir=create_dir)
         try:
             with read_transaction(engine, "reading the schema revision") as conn:
                 current = _current(conn)
