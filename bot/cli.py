@@ -272,7 +272,8 @@ def _migrate(ctx: click.Context, direction: str, revision: str) -> None:
 @click.option("--revision", default="head", show_default=True)
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
-    """Migrate the audit database (settings `database_url`) to REVISION."""
+    """Migrate the audit database (settings `database_url`) up to --revision (default: the
+    newest)."""
     _migrate(ctx, "upgrade", revision)
 
 
@@ -280,7 +281,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.argument("revision")
 @click.pass_context
 def db_downgrade(ctx: click.Context, revision: str) -> None:
-    """Migrate the audit database down to REVISION (e.g. `base`)."""
+    """Migrate the audit database down to REVISION; `base` drops every table."""
     _migrate(ctx, "downgrade", revision)
 
 
