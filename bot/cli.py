@@ -26,9 +26,9 @@ Exit status (stable, for scripts):
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
+import pwd
 import shlex
 import shutil
 import sys
@@ -73,10 +73,13 @@ _OK_STATES = frozenset({"succeeded", "nothing_to_do"})
 
 
 def _actor() -> Actor:
+    """The terminal user, from the process's real uid (never from ``$USER``/``$LOGNAME``,
+    which anyone can set): ``cli:<login name>``, or ``cli:uid-<n>`` without a passwd entry."""
+    uid = os.getuid()
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
+        user = pwd.getpwuid(uid).pw_name or f"uid-{uid}"
+    except KeyError:
+        user = f"uid-{uid}"
     return Actor(user=f"cli:{user}", source="cli", channel="terminal")
 
 
@@ -489,6 +492,7 @@ def history(ctx: click.Context, limit: int, cluster: str | None, output: str) ->
     t0, started_at = time.monotonic(), datetime.now(UTC)
     with _runs(ctx) as (engine, runs):
         try:
+            runs.service.recover_interrupted()  # runs whose process died (no serve needed)
             views = runs.service.history(limit=limit, cluster=cluster)
         except K8snetError as e:
             _fail(engine, t0, started_at, cluster, e, output)
@@ -507,6 +511,7 @@ def show(ctx: click.Context, run_id: str, output: str) -> None:
     t0, started_at = time.monotonic(), datetime.now(UTC)
     with _runs(ctx) as (engine, runs):
         try:
+            runs.service.recover_interrupted([run_id])  # its process died: say so
             view = runs.service.get(run_id)
             events = runs.service.events(run_id)
         except K8snetError as e:
@@ -524,8 +529,10 @@ def show(ctx: click.Context, run_id: str, output: str) -> None:
 @_OUTPUT
 @click.pass_context
 def rollback(ctx: click.Context, run_id: str, kubeconfig: str | None, output: str) -> None:
-    """Roll back a run interrupted mid-apply (its process died). Needs the approver role.
-    Exit 0 rolled back, 1 rollback failed, 2 refused (e.g. not interrupted)."""
+    """Roll back a run interrupted mid-apply (its process died, was stopped, or lost the
+    cluster lock; a run still marked running whose process is gone is recovered first). Needs
+    the approver role. Exit 0 rolled back, 1 rollback failed, 2 refused (e.g. not
+    interrupted)."""
     _drive(ctx, run_id, kubeconfig, output, "rollback", frozenset({"rolled_back"}))
 
 

@@ -83,9 +83,9 @@ class RoleMembers(BaseModel):
     (``cli:<os user>``) or ``*`` (everyone). Roles are cumulative: an admin is also an approver,
     an approver also an operator, an operator also a viewer.
 
-    viewer: status, history, show; operator: also plan runbooks (``run``); approver: also
-    approve or reject other people's runs; admin: everything, including rollback of
-    interrupted runs."""
+    viewer: status, history, show; operator: also plan runbooks (``run``) and execute
+    approved runs; approver: also approve or reject other people's runs and roll back
+    interrupted runs; admin: everything."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

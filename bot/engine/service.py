@@ -12,15 +12,28 @@ Guarantees:
 - Every input is validated before any side effect (cluster, runbook, params, role), with an
   :class:`InputError` naming the field or a :class:`Refused` naming the reason.
 - Every state change is a compare-and-set in the store: two clicks, a Slack retry or a second
-  replica cannot approve or execute a run twice.
-- Before apply the runbook re-inspects and re-plans; a different ``Plan.digest()`` stops the run
-  as ``stale`` with nothing written.
-- One mutating run per cluster: the store's lock row with a lease, renewed while running.
-- Writes happen only in apply and rollback (:mod:`bot.engine.guards`); each one is logged as a
-  ``write`` event before and after it is sent, and ``RunRecord.applied`` grows after each
-  confirmed change, so a crash leaves evidence for :meth:`RunService.recover_interrupted`.
-- Runbook failures end in a state (``failed``, ``rolled_back``, ``rollback_failed``,
-  ``stale``), never in an exception to the caller.
+  replica cannot approve or execute a run twice. When the final transition of an execution
+  loses (another process moved the run meanwhile), a ``conflict`` event records it and the
+  notifier is told; the stored state is never overwritten.
+- Approval windows: a run awaiting approval expires ``ttl`` after planning; an approved run
+  must be executed within ``ttl`` of its approval (else ``expired``, nothing written).
+- Before apply: the runbook source must be the one planned (``source_sha256``), the stored
+  plan must hash to the approved ``plan_hash``, and a fresh inspect + plan must hash the same;
+  anything else stops the run as ``stale`` with nothing written.
+- One mutating run per cluster: the store's lock row with a lease, renewed while running, and
+  confirmed (renewed) before every write. Once the lock is lost nothing more is written: the
+  run becomes ``interrupted`` (an approver rolls it back under the lock).
+- Writes happen only in apply and rollback, and only to the objects of the approved plan (in
+  apply: the planned action) (:mod:`bot.engine.guards`); each one is logged as a ``write``
+  event before and after it is sent, and ``RunRecord.applied`` grows after each confirmed
+  change, so a crash leaves evidence for :meth:`RunService.recover_interrupted`.
+- A write whose outcome is unknown (timeout, connection lost, answer lost, or sent but not
+  recorded) counts as "may have been applied": it is undone (the undo reads the live object
+  first) and the run never says "nothing was changed" then.
+- Runbook failures (including wrong return types) end in a state (``failed``,
+  ``rolled_back``, ``rollback_failed``, ``stale``), never in an exception to the caller. A
+  ``BaseException`` (Ctrl-C, SystemExit) during execution moves the run to ``interrupted``
+  before it propagates.
 
 Events appended per run (``RunStore.append_event`` kinds and their data):
 
@@ -29,15 +42,21 @@ Events appended per run (``RunStore.append_event`` kinds and their data):
                approvals_required, requester, channel, cluster, expires_at
 ``state``      from, to, actor, detail (+ holder when entering ``running``)
 ``approval``   approver, decision (approve/reject), plan_hash, count, required, reason
+``source``     planned_source_sha256, current_source_sha256, same (the runbook source here
+               differs from the planned one)
+``plan_check`` plan_hash, stored_hash, same (the stored plan does not hash to the approved
+               hash)
 ``replan``     planned_hash, current_hash, same (bool)
 ``write``      seq, stage (start/done/error), phase, verb, target, api_version, plural,
-               namespace, name, change (index into the plan, or None), error
+               namespace, name, change (index into the plan, or None), uid (done), error and
+               outcome (error: ``failed`` or ``unknown``)
 ``applied``    results (``Applied`` dumps)
 ``verify``     passed, checks (``Check`` dumps)
 ``rollback``   results (``Applied`` dumps), ok
-``error``      phase, type, error (a runbook phase raised)
-``interrupted``holder, why, applied (targets), maybe_applied (targets)
-``lock_lost``  holder (the lease could not be renewed)
+``error``      phase, type, error (a runbook phase raised or returned the wrong type)
+``interrupted``holder, why, applied (targets), maybe_applied (targets), unplanned
+``lock_lost``  holder, why (the lease could not be renewed: another holder took it)
+``conflict``   wanted, found, detail (this process's final transition lost the race)
 =============  =============================================================================
 """
 
@@ -46,6 +65,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -57,7 +77,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bot.engine.core import Actor
-from bot.engine.guards import GuardedWriter, PhaseReader, WriteEvent
+from bot.engine.guards import (
+    GuardedWriter,
+    LockLost,
+    PhaseReader,
+    WriteEvent,
+    runbook_reader,
+    runbook_writer,
+)
 from bot.engine.policy import PolicyEngine
 from bot.engine.registry import Registry, RunbookInfo, parse_params, source_sha256
 from bot.engine.runs import (
@@ -70,11 +97,13 @@ from bot.engine.runs import (
 )
 from bot.sdk.errors import InputError, K8snetError, Refused
 from bot.sdk.ports import KubeReader
+from bot.sdk.results import Inspection
 from bot.sdk.runbook import (
     Applied,
     Change,
     KubeWriter,
     Params,
+    PhaseError,
     Plan,
     Runbook,
     RunContext,
@@ -87,6 +116,7 @@ __all__ = [
     "RunView",
     "default_holder",
     "holder_alive",
+    "pidns_id",
     "utcnow",
 ]
 
@@ -103,17 +133,38 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def pidns_id() -> str:
+    """This process's PID namespace as a short id (12 hex), unique on this machine for this
+    boot: sha256 of the kernel boot id and the inode of ``/proc/self/ns/pid``. ``""`` when
+    it cannot be known (not Linux)."""
+    try:
+        ino = os.stat("/proc/self/ns/pid").st_ino
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fp:
+            boot = fp.read().strip()
+    except OSError:
+        return ""
+    return hashlib.sha256(f"{boot}/{ino}".encode()).hexdigest()[:12]
+
+
 def default_holder() -> str:
-    """A lock holder id for this process: ``"<hostname>:<pid>:<random>"``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    """A lock holder id for this process: ``"<hostname>:<pid>:<random>:ns=<pid namespace>"``
+    (see :func:`pidns_id`; without the ``ns=`` part when it cannot be known)."""
+    ns = pidns_id()
+    base = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{base}:ns={ns}" if ns else base
 
 
 def holder_alive(holder: str) -> bool | None:
-    """Whether the process named by a holder string (``"<host>:<pid>:..."``) still runs:
-    True/False when it names this host, None when it names another host or cannot be parsed.
-    A zombie (killed, not yet reaped) counts as dead."""
+    """Whether the process named by a holder string (``"<host>:<pid>:...:ns=<id>..."``) still
+    runs: True/False only when it names this host *and* this PID namespace (its ``ns=`` part
+    equals :func:`pidns_id`), since a pid means nothing in another namespace (containers
+    sharing a hostname); None otherwise (then only the lock's lease can tell). A zombie
+    (killed, not yet reaped) counts as dead."""
     parts = holder.split(":")
     if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return None
+    ns = next((p[3:] for p in parts[2:] if p.startswith("ns=")), "")
+    if not ns or ns != pidns_id():
         return None
     pid = int(parts[1])
     try:
@@ -190,36 +241,133 @@ def _err(e: BaseException) -> str:
     return text[:1000].rstrip(".")
 
 
+def _results(value: Any, plan: Plan, phase: str) -> tuple[Applied, ...]:
+    """What apply or rollback returned, checked: a sequence of ``Applied`` whose indexes are in
+    the plan. TypeError/ValueError (a runbook bug) otherwise."""
+    if value is None or isinstance(value, str | bytes | dict | Applied):
+        raise TypeError(f"{phase} returned {type(value).__name__}, not a sequence of Applied")
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"{phase} returned {type(value).__name__}, not a sequence of "
+                        "Applied") from None
+    for a in items:
+        if not isinstance(a, Applied):
+            raise TypeError(f"{phase} returned a {type(a).__name__} among its results, not "
+                            "Applied")
+        if not 0 <= a.index < len(plan.changes):
+            raise ValueError(f"{phase} returned a result for change index {a.index}; the plan "
+                             f"has {_plural(len(plan.changes), 'change')}")
+    return items
+
+
+@dataclass
+class _Write:
+    """What this process knows of one real write (by seq), also when its events could not be
+    stored: ``stage`` start (sent, no answer yet), done, failed (refused by the server) or
+    unknown (no usable answer: may have been applied)."""
+
+    phase: str
+    index: int | None
+    target: str
+    stage: str = "start"
+    uid: str | None = None
+    error: str = ""
+
+
+class _GenericUndo(Runbook):
+    """The generic rollback of ``bot.sdk.runbook`` (for a run whose runbook version is not
+    installed here, or whose installed source differs from the one planned)."""
+
+    name = "k8snet-generic-undo"
+    version = "0.0.0"
+
+    def plan(self, ctx: RunContext, params: Params, inspection: Inspection) -> Plan:
+        raise PhaseError("The generic undo cannot plan.")
+
+
 class _Session:
-    """One runbook instance working on one run: phases, guarded writer, write log."""
+    """One runbook instance working on one run: phases, guarded writer, write log.
+
+    ``holder``: the cluster lock holder of an execution (every real write first renews it);
+    "" while planning."""
 
     def __init__(self, svc: RunService, cluster: str, cls: type[Runbook], run_id: str = "",
-                 plan: Plan | None = None, record_writes: bool = False) -> None:
+                 plan: Plan | None = None, record_writes: bool = False,
+                 holder: str = "") -> None:
         self.svc = svc
         self.cls = cls
         self.runbook = cls()
         self.run_id = run_id
+        self.cluster = cluster
+        self.holder = holder
         self.plan = plan or Plan()
         self.phase = _Phase()
         self.inner_reader = svc._readers(cluster)
-        self.writer = GuardedWriter(svc._writers(cluster), self.phase.get,
-                                    self._on_write if record_writes else None)
-        self.ctx = RunContext(cluster=cluster, kube=PhaseReader(self.inner_reader),
-                              writer=self.writer, run_id=run_id, progress=self._progress)
+        self.reader = PhaseReader(self.inner_reader)
+        self.guard = GuardedWriter(svc._writers(cluster), self.phase.get,
+                                   self._on_write if record_writes else None,
+                                   allowed=self._allowed if record_writes else None,
+                                   before_write=self._check_lock if holder else None)
+        live = record_writes
+
+        def progress(message: str) -> None:
+            if live:  # executing a stored run (while planning there is nothing to edit yet)
+                svc._notify(run_id, str(message)[:300])
+
+        # runbooks get narrow proxies: no attribute leads to the real writer or reader
+        self.ctx = RunContext(cluster=cluster, kube=runbook_reader(self.reader),
+                              writer=runbook_writer(self.guard), run_id=run_id,
+                              progress=progress)
         self.live = record_writes
         self.progressive: list[Applied] = []
-        self._started: dict[int, int | None] = {}
+        self.writes: dict[int, _Write] = {}
+        self.lock_lost = threading.Event()
         self._lock = threading.Lock()
 
     def enter(self, phase: str) -> None:
         """Switch phase: the guard follows; the runbook gets a fresh caching reader."""
         self.phase.name = phase
         self.ctx.phase = phase
-        self.ctx.kube = PhaseReader(self.inner_reader)
+        self.reader = PhaseReader(self.inner_reader)
+        self.ctx.kube = runbook_reader(self.reader)
 
-    def _progress(self, message: str) -> None:
-        if self.live:  # executing a stored run (while planning there is nothing to edit yet)
-            self.svc._notify(self.run_id, str(message)[:300])
+    # -------------------------------------------------------------- guard hooks
+    def _allowed(self, phase: str, verb: str, api_version: str, plural: str,
+                 namespace: str | None, name: str) -> bool:
+        """Only objects of the approved plan; in apply also only the planned action."""
+        return any(ch.api_version == api_version and ch.plural == plural
+                   and (ch.namespace or None) == (namespace or None) and ch.name == name
+                   and (phase != "apply" or ch.action == verb)
+                   for ch in self.plan.changes)
+
+    def mark_lock_lost(self, why: str = "the lease could not be renewed") -> None:
+        """Stop all further writes of this session (the lease keeper or a write found the
+        lock gone); records one ``lock_lost`` event."""
+        with self._lock:
+            first = not self.lock_lost.is_set()
+            self.lock_lost.set()
+        if first:
+            log.warning("run %s lost the lock of cluster %s: %s", self.run_id, self.cluster,
+                        why)
+            try:
+                self.svc._event(self.run_id, "lock_lost", {"holder": self.holder, "why": why})
+            except Exception:
+                log.warning("recording lock_lost of run %s failed", self.run_id,
+                            exc_info=True)
+
+    def _check_lock(self) -> None:
+        """Before each real write: this session must still hold the cluster lock (renewed
+        now, so a lapse that let another holder in is seen before writing, not a third of a
+        lease later)."""
+        if not self.lock_lost.is_set():
+            if self.svc._store.renew_lock(self.cluster, self.holder,
+                                          self.svc.lock_lease_seconds):
+                return
+            self.mark_lock_lost("the lock was gone when a write was about to be sent")
+        raise LockLost(f"Run {self.run_id} no longer holds the lock of cluster "
+                       f"{self.cluster} (another process took it over or released it); the "
+                       "write was not sent.")
 
     def _match(self, ev: WriteEvent) -> int | None:
         cands = [i for i, ch in enumerate(self.plan.changes)
@@ -228,7 +376,8 @@ class _Session:
                  and ch.name == ev["name"]]
         if not cands:
             return None
-        taken = {a.index for a in self.progressive}
+        taken = {w.index for w in self.writes.values()
+                 if w.phase == "apply" and w.stage == "done"}
         for pick in ([i for i in cands if self.plan.changes[i].action == ev["verb"]
                       and i not in taken], [i for i in cands if i not in taken], cands):
             if pick:
@@ -237,24 +386,45 @@ class _Session:
 
     def _on_write(self, ev: WriteEvent) -> None:
         with self._lock:
-            if ev["stage"] == "start":
+            seq, stage = ev["seq"], ev["stage"]
+            if stage == "start":
                 idx = self._match(ev) if ev["phase"] == "apply" else None
-                self._started[ev["seq"]] = idx
-            else:
-                idx = self._started.get(ev["seq"])
-            data = {**ev, "change": idx}
-            self.svc._store.append_event(self.run_id, "write", data)
-            if ev["stage"] != "done":
+                # stored before it is sent: if this fails, the write is not sent
+                self.svc._store.append_event(self.run_id, "write", {**ev, "change": idx})
+                self.writes[seq] = _Write(ev["phase"], idx, str(ev["target"]))
                 return
-            if isinstance(self.ctx.kube, PhaseReader):
-                self.ctx.kube.invalidate()
-            if ev["phase"] == "apply" and idx is not None and \
-                    idx not in {a.index for a in self.progressive}:
-                ch = self.plan.changes[idx]
-                self.progressive.append(Applied(
-                    index=idx, target=ch.target, action=ch.action, ok=True,
-                    message=f"{_DONE.get(ch.action, ch.action)} {ch.target}"))
-                self.svc._store.update_fields(self.run_id, applied=_dump(self.progressive))
+            w = self.writes.get(seq)
+            idx = w.index if w is not None else None
+            if w is not None:  # known here first, even if storing the event fails below
+                w.stage = "done" if stage == "done" else (
+                    "unknown" if ev.get("outcome") == "unknown" else "failed")
+                w.uid = ev.get("uid") or None
+                w.error = str(ev.get("error") or "")
+            self.reader.invalidate()
+            self.svc._store.append_event(self.run_id, "write", {**ev, "change": idx})
+            if stage != "done" or ev["phase"] != "apply" or idx is None or \
+                    idx in {a.index for a in self.progressive}:
+                return
+            ch = self.plan.changes[idx]
+            self.progressive.append(Applied(
+                index=idx, target=ch.target, action=ch.action, ok=True,
+                message=f"{_DONE.get(ch.action, ch.action)} {ch.target}",
+                uid=w.uid if w is not None else None))
+            self.svc._store.update_fields(self.run_id, applied=_dump(self.progressive))
+
+    def evidence(self) -> tuple[dict[int, _Write], dict[int, _Write]]:
+        """(confirmed, maybe applied) planned changes of this session's apply phase, by
+        index: what the write log in memory says."""
+        confirmed: dict[int, _Write] = {}
+        maybe: dict[int, _Write] = {}
+        for w in self.writes.values():
+            if w.phase != "apply" or w.index is None:
+                continue
+            if w.stage == "done":
+                confirmed[w.index] = w
+            elif w.stage in ("start", "unknown"):
+                maybe.setdefault(w.index, w)
+        return confirmed, {i: w for i, w in maybe.items() if i not in confirmed}
 
 
 class _LeaseKeeper:
@@ -524,13 +694,22 @@ class RunService:
                        f"is {allowed} can be {doing}.", reason="state")
 
     def _check_expiry(self, run: RunRecord, actor: str) -> None:
-        if run.expires_at is not None and self._clock() > run.expires_at:
-            if self._move(run, RunState.EXPIRED, actor,
-                          "The approval window closed before enough approvals; plan again."):
-                self._notify(run.id, f"Run {run.id} expired.")
-            raise Refused(f"Run {run.id} has expired (approvals were due by "
-                          f"{run.expires_at:%Y-%m-%d %H:%M} UTC); plan it again.",
-                          reason="expired")
+        """Refused ``expired`` (and the run moved to ``expired``) when ``run`` is past its
+        ``expires_at``: the approval window while awaiting approval, the execution deadline
+        once approved."""
+        if run.expires_at is None or self._clock() <= run.expires_at:
+            return
+        if run.state is RunState.APPROVED:
+            detail = "Approved, but not executed before its deadline; plan again."
+            message = (f"Run {run.id} has expired (it had to be executed by "
+                       f"{run.expires_at:%Y-%m-%d %H:%M} UTC); plan it again.")
+        else:
+            detail = "The approval window closed before enough approvals; plan again."
+            message = (f"Run {run.id} has expired (approvals were due by "
+                       f"{run.expires_at:%Y-%m-%d %H:%M} UTC); plan it again.")
+        if self._move(run, RunState.EXPIRED, actor, detail):
+            self._notify(run.id, f"Run {run.id} expired.")
+        raise Refused(message, reason="expired")
 
     def approve(self, actor: Actor, run_id: str) -> RunView:
         """Record ``actor``'s approval of a run awaiting approval, bound to its plan hash; when
@@ -563,13 +742,15 @@ class RunService:
         if count >= run.approvals_required:
             self._move(run, RunState.APPROVED, actor.user,
                        f"Approved by {_plural(count, 'approver')}.",
-                       from_states=[RunState.AWAITING_APPROVAL])
+                       from_states=[RunState.AWAITING_APPROVAL],
+                       expires_at=self._clock() + self.ttl)  # the execution deadline
         return self.get(run.id)
 
     def reject(self, actor: Actor, run_id: str, reason: str = "") -> RunView:
         """Reject a run awaiting approval (an approver on its cluster) or withdraw it (its
-        requester). Refused: ``state``, ``expired``, ``role``. The reason (at most 500
-        characters) is recorded with the decision."""
+        requester). Refused: ``state``, ``expired``, ``role``, ``duplicate`` (this person
+        already decided on the run, e.g. approved it: the decision stands). The reason (at
+        most 500 characters) is recorded with the decision."""
         run = self._get(run_id)
         reason = (reason or "").strip()[:MAX_REASON]
         if run.state is not RunState.AWAITING_APPROVAL:
@@ -578,9 +759,14 @@ class RunService:
         if not own:
             self._policy.require(actor.user, run.cluster, "approver", "reject runs")
         self._check_expiry(run, actor.user)
-        self._store.add_approval(ApprovalRecord(
-            run_id=run.id, approver=actor.user, decision="reject", at=self._clock(),
-            plan_hash=run.plan_hash, reason=reason))
+        if not self._store.add_approval(ApprovalRecord(
+                run_id=run.id, approver=actor.user, decision="reject", at=self._clock(),
+                plan_hash=run.plan_hash, reason=reason)):
+            # one decision per person and run (the approvals table keeps exactly one row):
+            # a reject that cannot be recorded is not done
+            raise Refused(f"You have already decided on run {run.id}; a decision cannot be "
+                          "changed. Another approver can still reject it, or the requester "
+                          "withdraw it.", reason="duplicate")
         self._event(run.id, "approval", {"approver": actor.user, "decision": "reject",
                                          "plan_hash": run.plan_hash, "reason": reason,
                                          "withdrawn": own})
@@ -594,16 +780,24 @@ class RunService:
         return self.get(run.id)
 
     def expire_due(self) -> list[RunView]:
-        """Move every run awaiting approval past its ``expires_at`` to ``expired`` (CAS; the
-        scheduler calls this). Returns the runs this call expired."""
+        """Move every run awaiting approval past its approval window, and every approved run
+        past its execution deadline, to ``expired`` (CAS; the scheduler calls this). Returns
+        the runs this call expired."""
         now = self._clock()
         out = []
-        for run in self._store.list_runs(limit=1000, states=[RunState.AWAITING_APPROVAL]):
-            if run.expires_at is not None and now > run.expires_at and self._move(
-                    run, RunState.EXPIRED, "k8snet",
-                    "The approval window closed before enough approvals; plan again."):
+        for run in self._store.list_runs(limit=1000, states=[RunState.AWAITING_APPROVAL,
+                                                             RunState.APPROVED]):
+            if run.expires_at is None or now <= run.expires_at:
+                continue
+            approved = run.state is RunState.APPROVED
+            detail = ("Approved, but not executed before its deadline; plan again."
+                      if approved else
+                      "The approval window closed before enough approvals; plan again.")
+            if self._move(run, RunState.EXPIRED, "k8snet", detail):
                 view = self.get(run.id)
-                self._notify(view.run, f"Run {run.id} expired without enough approvals.")
+                self._notify(view.run, f"Run {run.id} expired without being executed."
+                             if approved else
+                             f"Run {run.id} expired without enough approvals.")
                 out.append(view)
         return out
 
@@ -644,23 +838,28 @@ class RunService:
             log.warning("releasing the lock of %s failed", cluster, exc_info=True)
 
     def execute(self, actor: Actor, run_id: str) -> RunView:
-        """Execute an approved run: lock the cluster, re-inspect and re-plan (a different plan
-        hash -> ``stale``, nothing written), apply with the guarded writer, verify, and roll
-        back exactly what was applied when a change fails or verification fails.
+        """Execute an approved run: lock the cluster, check that the runbook source is the
+        planned one and that the stored plan hashes to the approved hash, re-inspect and
+        re-plan (any difference -> ``stale``, nothing written), apply with the guarded writer
+        (only the planned objects and actions, only while the lock is held), verify, and roll
+        back what was applied, or may have been, when a change fails or verification fails.
 
         Ends in ``succeeded``, ``failed`` (nothing was changed), ``rolled_back``,
-        ``rollback_failed`` or ``stale``; runbook errors never raise. Raises only Refused:
-        ``state`` (not approved, or already executing here), ``locked`` (another run holds
+        ``rollback_failed``, ``stale`` or ``interrupted`` (the cluster lock was lost: nothing
+        more was written; an approver rolls it back); runbook errors never raise. Raises only
+        Refused: ``state`` (not approved, or already executing here), ``expired`` (approved
+        more than ``ttl`` ago; the run becomes ``expired``), ``locked`` (another run holds
         the cluster; this run stays approved), ``role`` (not an operator on the cluster);
-        InputError ``run_id`` for an unknown run. Store errors propagate (the run is then
-        found by :meth:`recover_interrupted`); InputError ``cluster`` when the run's cluster
-        is not configured in this process.
+        InputError ``run_id`` for an unknown run. Store errors propagate; a BaseException
+        (Ctrl-C) first moves the run to ``interrupted``. InputError ``cluster`` when the
+        run's cluster is not configured in this process.
         """
         run = self._get(run_id)
         self._known_cluster(run)
         self._policy.require(actor.user, run.cluster, "operator", "execute runs")
         if run.state is not RunState.APPROVED:
             raise self._refuse_state(run, "executed", "approved")
+        self._check_expiry(run, actor.user)
         with self._claim(run.id):
             holder = self._lock(run)
             try:
@@ -684,26 +883,61 @@ class RunService:
     def _runbook_of(self, run: RunRecord) -> type[Runbook] | None:
         return self._registry.get(run.runbook, run.version)
 
+    def _stale(self, run: RunRecord, actor: str, detail: str, message: str) -> RunView:
+        if not self._move(run, RunState.STALE, actor, detail,
+                          from_states=[RunState.APPROVED]):
+            raise self._refuse_state(self._get(run.id), "executed", "approved")
+        self._notify(run.id, message)
+        return self.get(run.id)
+
     def _execute_locked(self, actor: Actor, run_id: str, holder: str) -> RunView:
         run = self._get(run_id)
         if run.state is not RunState.APPROVED:
             raise self._refuse_state(run, "executed", "approved")
+        self._check_expiry(run, actor.user)
         cls = self._runbook_of(run)
         if cls is None:
-            self._move(run, RunState.STALE, actor.user,
-                       f"Runbook {run.runbook}@{run.version} is no longer installed; nothing "
-                       "was written. Plan again.")
-            self._notify(run.id, f"Run {run.id} is stale: its runbook version is gone.")
-            return self.get(run.id)
-        planned = Plan.model_validate(run.plan)
+            return self._stale(run, actor.user,
+                               f"Runbook {run.runbook}@{run.version} is no longer installed; "
+                               "nothing was written. Plan again.",
+                               f"Run {run.id} is stale: its runbook version is gone.")
+        source = source_sha256(cls)
+        if source != run.source_sha256:
+            self._event(run.id, "source", {"planned_source_sha256": run.source_sha256,
+                                           "current_source_sha256": source, "same": False})
+            return self._stale(
+                run, actor.user,
+                f"Runbook {run.runbook}@{run.version} here is not the source that was planned "
+                f"(sha256 {run.source_sha256[:12] or 'unknown'} planned, "
+                f"{source[:12] or 'unknown'} here); nothing was written. Plan again.",
+                f"Run {run.id} is stale: the runbook source differs from the planned one; "
+                "nothing was written.")
+        try:
+            planned = Plan.model_validate(run.plan)
+            stored_hash = planned.digest()
+        except ValueError:
+            planned, stored_hash = Plan(), ""
+        if stored_hash != run.plan_hash:
+            self._event(run.id, "plan_check", {"plan_hash": run.plan_hash,
+                                               "stored_hash": stored_hash, "same": False})
+            return self._stale(
+                run, actor.user,
+                f"The stored plan does not match the approved plan hash "
+                f"({run.plan_hash[:12]} approved, {stored_hash[:12] or 'unreadable'} stored); "
+                "nothing was written. Plan again.",
+                f"Run {run.id} is stale: its stored plan is not the approved one; nothing was "
+                "written.")
         self._notify(run, "Re-checking the cluster before applying.")
-        s = _Session(self, run.cluster, cls, run.id, planned, record_writes=True)
+        s = _Session(self, run.cluster, cls, run.id, planned, record_writes=True,
+                     holder=holder)
         try:
             params = cls.Params.model_validate(run.params)
             s.enter("inspect")
             insp = s.runbook.inspect(s.ctx)
             s.enter("plan")
             current = s.runbook.plan(s.ctx, params, insp)
+            if not isinstance(current, Plan):
+                raise TypeError(f"plan returned {type(current).__name__}, not Plan")
         except Exception as e:
             self._event(run.id, "error", {"phase": s.phase.name or "replan",
                                           "type": type(e).__name__, "error": _err(e)})
@@ -712,52 +946,86 @@ class RunService:
                        "was written.")
             self._notify(run.id, f"Run {run.id} failed before applying anything.")
             return self.get(run.id)
+        s.enter("")
         same = current.digest() == run.plan_hash
         self._event(run.id, "replan", {"planned_hash": run.plan_hash,
                                        "current_hash": current.digest(), "same": same})
         if not same:
-            self._move(run, RunState.STALE, actor.user,
-                       f"The cluster changed since this plan was made (plan hash "
-                       f"{run.plan_hash[:12]} is now {current.digest()[:12]}); nothing was "
-                       "written. Plan again.")
-            self._notify(run.id, f"Run {run.id} is stale: the cluster changed; nothing was "
-                                 "written.")
-            return self.get(run.id)
+            return self._stale(
+                run, actor.user,
+                f"The cluster changed since this plan was made (plan hash "
+                f"{run.plan_hash[:12]} is now {current.digest()[:12]}); nothing was written. "
+                "Plan again.",
+                f"Run {run.id} is stale: the cluster changed; nothing was written.")
         if not self._store.transition(run.id, [RunState.APPROVED], RunState.RUNNING,
                                       detail="Applying."):
             raise self._refuse_state(self._get(run.id), "executed", "approved")
+        run = self._get(run.id)
         self._event(run.id, "state", {"from": "approved", "to": "running", "actor": actor.user,
                                       "holder": holder, "detail": "Applying."})
         keeper = _LeaseKeeper(self._store, run.cluster, holder, self.lock_lease_seconds,
-                              lambda: self._event(run.id, "lock_lost", {"holder": holder})
-                              ).start()
+                              s.mark_lock_lost).start()
         try:
             self._notify(run.id, f"Applying {_plural(len(planned.changes), 'change')}.")
             return self._apply_verify(actor, run, s, params)
+        except BaseException as e:  # Ctrl-C, SystemExit, a store error: say so, then go on
+            self._interrupt_here(run, s, e)
+            raise
         finally:
             keeper.stop()
+
+    def _with_evidence(self, s: _Session, result: tuple[Applied, ...]) -> list[Applied]:
+        """The runbook's results, plus what the write log shows was applied (a write whose
+        result the runbook did not report ok) or may have been (sent without a usable
+        answer: ``uncertain``), with the uid each create returned."""
+        plan = s.plan
+        confirmed, maybe = s.evidence()
+        applied: list[Applied] = []
+        ok_idx: set[int] = set()
+        for a in result:
+            w = confirmed.get(a.index)
+            if a.ok and a.uid is None and w is not None and w.uid:
+                a = a.model_copy(update={"uid": w.uid})
+            applied.append(a)
+            if a.ok:
+                ok_idx.add(a.index)
+        for idx, w in sorted(confirmed.items()):
+            if idx not in ok_idx:
+                ch = plan.changes[idx]
+                applied.append(Applied(
+                    index=idx, target=ch.target, action=ch.action, ok=True, uid=w.uid,
+                    message=f"{_DONE.get(ch.action, ch.action)} {ch.target} (per the write "
+                            "log)"))
+                ok_idx.add(idx)
+        for idx, w in sorted(maybe.items()):
+            if idx not in ok_idx:
+                ch = plan.changes[idx]
+                why = f": {w.error.rstrip('.')}" if w.error else ""
+                applied.append(Applied(
+                    index=idx, target=ch.target, action=ch.action, ok=True, uncertain=True,
+                    message=f"{ch.target} may have been {_DONE.get(ch.action, ch.action)} "
+                            f"(no usable answer{why})"))
+                ok_idx.add(idx)
+        return applied
 
     def _apply_verify(self, actor: Actor, run: RunRecord, s: _Session,
                       params: Params) -> RunView:
         plan = s.plan
         s.enter("apply")
         error: Exception | None = None
+        result: tuple[Applied, ...] = ()
         try:
-            result = tuple(s.runbook.apply(s.ctx, params, plan))
+            result = _results(s.runbook.apply(s.ctx, params, plan), plan, "apply")
         except Exception as e:
-            error, result = e, ()
+            error = e
             self._event(run.id, "error", {"phase": "apply", "type": type(e).__name__,
                                           "error": _err(e)})
         s.enter("")
-        applied = list(result)
-        ok_idx = {a.index for a in result if a.ok}
-        for a in s.progressive:  # written (per the write log) but not reported ok
-            if a.index not in ok_idx:
-                applied.append(a.model_copy(update={"message": a.message + " (per the write "
-                                                    "log)"}))
-                ok_idx.add(a.index)
+        applied = self._with_evidence(s, result)
         self._store.update_fields(run.id, applied=_dump(applied))
         self._event(run.id, "applied", {"results": _dump(applied)})
+        if s.lock_lost.is_set():
+            return self._stop_lock_lost(actor, run, s, "apply")
         undo = tuple(a for a in applied if a.ok)
         failures = [a for a in result if not a.ok]
         if error is not None:
@@ -770,50 +1038,58 @@ class RunService:
         if not why:
             self._notify(run.id, "Verifying.")
             s.enter("verify")
+            passed, checks = False, []
             try:
                 ver = s.runbook.verify(s.ctx, params, plan, undo)
+                if not isinstance(ver, Verification):
+                    raise TypeError(f"verify returned {type(ver).__name__}, not Verification")
+                passed, checks = ver.passed, list(ver.checks)
             except Exception as e:
                 self._event(run.id, "error", {"phase": "verify", "type": type(e).__name__,
                                               "error": _err(e)})
-                ver = Verification()
+                passed, checks = False, []
                 why = f"Verification raised: {_err(e)}"
             s.enter("")
-            self._event(run.id, "verify", {"passed": ver.passed, "checks": [
-                c.model_dump(mode="json") for c in ver.checks]})
-            if ver.passed:
+            self._event(run.id, "verify", {"passed": passed, "checks": [
+                c.model_dump(mode="json") for c in checks]})
+            if passed:
                 detail = (f"Applied {_plural(len(undo), 'change')}; verification passed "
-                          f"({_plural(len(ver.checks), 'check')}).")
-                self._move(run, RunState.SUCCEEDED, actor.user, detail,
-                           from_states=[RunState.RUNNING], applied=_dump(applied))
-                self._notify(run.id, detail)
-                return self.get(run.id)
+                          f"({_plural(len(checks), 'check')}).")
+                return self._finish(run, RunState.SUCCEEDED, actor.user, detail,
+                                    applied=_dump(applied))
             if not why:
-                bad = [c for c in ver.checks if not c.passed]
+                bad = [c for c in checks if not c.passed]
                 why = (f"Verification failed: {bad[0].name}: {bad[0].message.rstrip('.')}" if bad
                        else "Verification failed: the runbook reported no checks")
         if not undo:
-            detail = f"{why}. Nothing was changed."
-            self._move(run, RunState.FAILED, actor.user, detail,
-                       from_states=[RunState.RUNNING], applied=_dump(applied))
-            self._notify(run.id, detail)
-            return self.get(run.id)
-        self._notify(run.id, f"{why}. Rolling back {_plural(len(undo), 'change')}.")
+            return self._finish(run, RunState.FAILED, actor.user,
+                                f"{why}. Nothing was changed.", applied=_dump(applied))
+        if s.lock_lost.is_set():
+            return self._stop_lock_lost(actor, run, s, "verify", why)
+        maybe = sum(1 for a in undo if a.uncertain)
+        self._notify(run.id, f"{why}. Rolling back {_plural(len(undo), 'change')}"
+                             + (f" ({maybe} of them may not have been applied)" if maybe else "")
+                             + ".")
         return self._rollback(actor, run, s, params, undo, why)
 
     def _rollback(self, actor: Actor, run: RunRecord, s: _Session, params: Params,
                   undo: tuple[Applied, ...], why: str) -> RunView:
         s.enter("rollback")
+        results: tuple[Applied, ...] = ()
+        error: Exception | None = None
         try:
-            results = tuple(s.runbook.rollback(s.ctx, params, s.plan, undo))
-            error: Exception | None = None
+            results = _results(s.runbook.rollback(s.ctx, params, s.plan, undo), s.plan,
+                               "rollback")
         except Exception as e:
-            results, error = (), e
+            error = e
             self._event(run.id, "error", {"phase": "rollback", "type": type(e).__name__,
                                           "error": _err(e)})
         s.enter("")
         failed = [r for r in results if not r.ok]
-        ok = error is None and not failed
+        ok = error is None and not failed and not s.lock_lost.is_set()
         self._event(run.id, "rollback", {"results": _dump(results), "ok": ok})
+        if s.lock_lost.is_set():
+            return self._stop_lock_lost(actor, run, s, "rollback", why)
         if ok:
             detail = f"{why}. Rolled back {_plural(len(results), 'change')}."
             state = RunState.ROLLED_BACK
@@ -822,9 +1098,92 @@ class RunService:
                 f"{failed[0].target}: {failed[0].message}"
             detail = f"{why}. Rollback failed ({what}); the cluster needs attention."
             state = RunState.ROLLBACK_FAILED
-        self._move(run, state, actor.user, detail, from_states=[RunState.RUNNING])
-        self._notify(run.id, detail)
-        return self.get(run.id)
+        return self._finish(run, state, actor.user, detail)
+
+    # ------------------------------------------------------------------ ends of a run
+    def _finish(self, run: RunRecord, to: RunState, actor: str, detail: str,
+                **fields: Any) -> RunView:
+        """The final transition of an execution (from ``running``); when another process
+        moved the run meanwhile, record a ``conflict`` and tell the notifier instead."""
+        if self._move(run, to, actor, detail, from_states=[RunState.RUNNING], **fields):
+            self._notify(run.id, detail)
+            return self.get(run.id)
+        return self._lost_race(run, to, detail)
+
+    def _lost_race(self, run: RunRecord, to: RunState, detail: str) -> RunView:
+        now = self._get(run.id)
+        self._event(run.id, "conflict", {"wanted": to.value, "found": now.state.value,
+                                         "detail": detail})
+        message = (f"Run {run.id} ended here as {to.value.replace('_', ' ')} "
+                   f"({detail.rstrip('.')}), but another process had already marked it "
+                   f"{now.state.value.replace('_', ' ')}; that state was kept: check the "
+                   "cluster before acting on it.")
+        log.warning("%s", message)
+        self._notify(run.id, message)
+        return self._view(now)
+
+    def _evidence(self, run_id: str, plan: Plan, s: _Session | None = None
+                  ) -> tuple[dict[int, str | None], set[int], list[str]]:
+        """What the store (``applied`` and write events) and, when given, a session's memory
+        say about the apply phase: (confirmed index -> uid, maybe-applied indexes,
+        unplanned write targets)."""
+        rec = self._store.get_run(run_id)
+        confirmed, maybe, unplanned = self._writes(plan, rec.applied if rec else [],
+                                                   self._store.events(run_id))
+        if s is not None:
+            mem_confirmed, mem_maybe = s.evidence()
+            for idx, w in mem_confirmed.items():
+                confirmed[idx] = confirmed.get(idx) or w.uid
+            maybe |= set(mem_maybe)
+        return confirmed, maybe - set(confirmed), unplanned
+
+    @staticmethod
+    def _interrupted_detail(lead: str, plan: Plan, confirmed: Mapping[int, Any],
+                            maybe: set[int], unplanned: list[str]) -> str:
+        parts = [lead, "Applied: " + (", ".join(plan.changes[i].target
+                                                for i in sorted(confirmed)) or "nothing") + "."]
+        if maybe:
+            parts.append("May have been applied: " +
+                         ", ".join(plan.changes[i].target for i in sorted(maybe)) + ".")
+        if unplanned:
+            parts.append("Unplanned writes: " + ", ".join(unplanned) + ".")
+        parts.append("An approver can roll it back.")
+        return " ".join(parts)
+
+    def _to_interrupted(self, run: RunRecord, actor: str, holder: str, why: str, lead: str,
+                        s: _Session | None) -> RunView:
+        """Move a running run to ``interrupted`` with what was and may have been applied."""
+        plan = s.plan if s is not None else Plan.model_validate(run.plan)
+        confirmed, maybe, unplanned = self._evidence(run.id, plan, s)
+        detail = self._interrupted_detail(lead, plan, confirmed, maybe, unplanned)
+        if not self._move(run, RunState.INTERRUPTED, actor, detail,
+                          from_states=[RunState.RUNNING]):
+            return self._lost_race(run, RunState.INTERRUPTED, detail)
+        self._event(run.id, "interrupted", {
+            "holder": holder, "why": why,
+            "applied": [plan.changes[i].target for i in sorted(confirmed)],
+            "maybe_applied": [plan.changes[i].target for i in sorted(maybe)],
+            "unplanned": unplanned})
+        view = self.get(run.id)
+        self._notify(view.run, detail)
+        return view
+
+    def _stop_lock_lost(self, actor: Actor, run: RunRecord, s: _Session, phase: str,
+                        why: str = "") -> RunView:
+        lead = (f"The cluster lock was lost during {phase} (another process took it over or "
+                "released it); k8snet stopped writing.")
+        return self._to_interrupted(run, actor.user, s.holder, "the cluster lock was lost",
+                                    f"{why}. {lead}" if why else lead, s)
+
+    def _interrupt_here(self, run: RunRecord, s: _Session, err: BaseException) -> None:
+        """This process stops executing ``run`` (a BaseException is propagating): mark it
+        ``interrupted`` now, best effort, so it is not left ``running``."""
+        why = f"{type(err).__name__} during {s.phase.name or 'execution'}"
+        try:
+            self._to_interrupted(run, "k8snet", s.holder, why,
+                                 f"The process executing this run stopped ({why}).", s)
+        except Exception:
+            log.warning("could not mark run %s interrupted", run.id, exc_info=True)
 
     # ------------------------------------------------------------------ interrupted runs
     def _running_holder(self, run_id: str, events: list[RunEvent]) -> str:
@@ -834,7 +1193,10 @@ class RunService:
         return ""
 
     def _holder_dead(self, run: RunRecord, holder: str) -> str | None:
-        """Why the holder of a running run is gone, or None when it may still be running."""
+        """Why the holder of a running run is gone, or None when it may still be running.
+        A pid is trusted only for a holder of this host and PID namespace
+        (:func:`holder_alive`); any other holder is gone only once its lock's lease has
+        expired (or the lock was released)."""
         if holder and holder.startswith(self.holder + ":"):
             with self._mutex:
                 mine = run.id in self._executing
@@ -855,146 +1217,186 @@ class RunService:
 
     @staticmethod
     def _writes(plan: Plan, applied: list[dict[str, Any]], events: list[RunEvent]
-                ) -> tuple[dict[int, str], dict[int, str], list[str]]:
-        """(confirmed index -> target, maybe-applied index -> target, unplanned targets) of the
-        apply phase, from ``RunRecord.applied`` and the write events."""
-        confirmed: dict[int, str] = {}
+                ) -> tuple[dict[int, str | None], set[int], list[str]]:
+        """(confirmed index -> uid of what its create returned (None when unknown),
+        maybe-applied indexes, unplanned write targets) of the apply phase, from
+        ``RunRecord.applied`` and the write events. A write is maybe-applied when it started
+        and never ended, or ended with an error of unknown outcome."""
+        n = len(plan.changes)
+        confirmed: dict[int, str | None] = {}
+        maybe: set[int] = set()
         for a in applied:
-            if a.get("ok") and isinstance(a.get("index"), int):
-                confirmed[a["index"]] = str(a.get("target", ""))
+            idx = a.get("index")
+            if not a.get("ok") or not isinstance(idx, int) or not 0 <= idx < n:
+                continue
+            if a.get("uncertain"):
+                maybe.add(idx)
+            else:
+                confirmed[idx] = confirmed.get(idx) or (str(a["uid"]) if a.get("uid") else None)
         starts: dict[int, dict[str, Any]] = {}
-        ends: dict[int, str] = {}
+        ends: dict[int, dict[str, Any]] = {}
         for ev in events:
             if ev.kind != "write" or ev.data.get("phase") != "apply":
                 continue
             seq = int(ev.data.get("seq", 0))
-            if ev.data.get("stage") == "start":
-                starts[seq] = ev.data
-            else:
-                ends[seq] = str(ev.data.get("stage"))
-        maybe: dict[int, str] = {}
+            (starts if ev.data.get("stage") == "start" else ends)[seq] = ev.data
         unplanned: list[str] = []
         for seq, data in starts.items():
             idx = data.get("change")
-            stage = ends.get(seq)
-            if stage == "error":
-                continue
-            if not isinstance(idx, int) or not 0 <= idx < len(plan.changes):
+            end = ends.get(seq) or {}
+            stage = end.get("stage")
+            if stage == "error" and end.get("outcome") != "unknown":
+                continue  # refused by the server: not applied
+            if not isinstance(idx, int) or not 0 <= idx < n:
                 unplanned.append(str(data.get("target")))
                 continue
-            target = plan.changes[idx].target
             if stage == "done":
-                confirmed.setdefault(idx, target)
-            elif idx not in confirmed:
-                maybe[idx] = target
-        return confirmed, maybe, unplanned
+                uid = end.get("uid")
+                confirmed[idx] = confirmed.get(idx) or (str(uid) if uid else None)
+            else:
+                maybe.add(idx)
+        return confirmed, maybe - set(confirmed), unplanned
 
-    def recover_interrupted(self) -> list[RunView]:
-        """Find runs left ``running`` by a process that is gone (wiring calls this at start)
-        and move them to ``interrupted``, with a detail listing what was applied and what may
-        have been applied (a write that started but was never confirmed).
+    def recover_interrupted(self, run_ids: Sequence[str] | None = None) -> list[RunView]:
+        """Find runs left ``running`` by a process that is gone and move them to
+        ``interrupted``, with a detail listing what was applied and what may have been
+        applied (a write that started but was never confirmed). Wiring calls this at start
+        for every run; the CLI (``rollback``, ``show``, ``history``) and
+        :meth:`rollback_interrupted` for the runs they touch (``run_ids``), so installs
+        without ``serve`` recover too.
 
-        A holder is gone when it names this process but this process is not executing the run,
-        names this host and a pid that no longer exists, or (another host) its cluster lock is
-        free or expired. Returns the runs this call moved.
+        A holder is gone when it names this process but this process is not executing the
+        run, names this host and PID namespace and a pid that no longer exists, or (anything
+        else) its cluster lock is free or expired. Returns the runs this call moved.
         """
+        if run_ids is None:
+            runs = self._store.list_runs(limit=1000, states=[RunState.RUNNING])
+        else:
+            found = (self._store.get_run(r.strip()) for r in run_ids
+                     if 0 < len(r.strip()) <= MAX_RUN_ID)
+            runs = [r for r in found if r is not None and r.state is RunState.RUNNING]
         out: list[RunView] = []
-        for run in self._store.list_runs(limit=1000, states=[RunState.RUNNING]):
+        for run in runs:
             events = self._store.events(run.id)
             holder = self._running_holder(run.id, events)
             why = self._holder_dead(run, holder)
             if why is None:
                 continue
-            plan = Plan.model_validate(run.plan)
+            try:
+                plan = Plan.model_validate(run.plan)
+            except ValueError:
+                plan = Plan()
             confirmed, maybe, unplanned = self._writes(plan, run.applied, events)
-            parts = [f"The process executing this run stopped ({why})."]
-            parts.append("Applied: " + (", ".join(confirmed[i] for i in sorted(confirmed))
-                                        or "nothing") + ".")
-            if maybe:
-                parts.append("May have been applied: " +
-                             ", ".join(maybe[i] for i in sorted(maybe)) + ".")
-            if unplanned:
-                parts.append("Unplanned writes: " + ", ".join(unplanned) + ".")
-            parts.append("An approver can roll it back.")
-            detail = " ".join(parts)
+            detail = self._interrupted_detail(
+                f"The process executing this run stopped ({why}).", plan, confirmed, maybe,
+                unplanned)
             if not self._move(run, RunState.INTERRUPTED, "k8snet", detail,
                               from_states=[RunState.RUNNING]):
                 continue
             self._event(run.id, "interrupted", {
                 "holder": holder, "why": why,
-                "applied": [confirmed[i] for i in sorted(confirmed)],
-                "maybe_applied": [maybe[i] for i in sorted(maybe)], "unplanned": unplanned})
+                "applied": [plan.changes[i].target for i in sorted(confirmed)],
+                "maybe_applied": [plan.changes[i].target for i in sorted(maybe)],
+                "unplanned": unplanned})
             view = self.get(run.id)
             self._notify(view.run, detail)
             out.append(view)
         return out
 
     def rollback_interrupted(self, actor: Actor, run_id: str) -> RunView:
-        """Roll back an ``interrupted`` run: what was applied and what may have been applied
-        (each undo is skipped when the live object shows the change never happened: a
-        created object that does not exist, a deleted one that still exists). Uses the run's
-        runbook version when installed, else the generic rollback of ``bot.sdk.runbook``.
+        """Roll back an ``interrupted`` run (a run still ``running`` whose process is gone is
+        first recovered as interrupted): what was applied and what may have been applied
+        (each undo reads the live object first: a created object that does not exist, a
+        deleted one that still exists, is skipped; a create whose outcome is unknown deletes
+        only an object marked as this run's). Uses the run's runbook version when installed
+        with the planned source, else the generic rollback of ``bot.sdk.runbook``.
 
-        Ends ``rolled_back`` or ``rollback_failed``. Refused: ``role`` (approver needed),
-        ``state`` (not interrupted), ``locked``; InputError ``run_id``.
+        Ends ``rolled_back``, ``rollback_failed`` or (lock lost, Ctrl-C) ``interrupted``
+        again. Refused: ``role`` (approver needed), ``state`` (not interrupted), ``stale``
+        (the stored plan does not match its hash: roll back by hand), ``locked``;
+        InputError ``run_id``.
         """
         run = self._get(run_id)
         self._known_cluster(run)
         self._policy.require(actor.user, run.cluster, "approver", "roll back interrupted runs")
+        if run.state is RunState.RUNNING:
+            self.recover_interrupted([run.id])
+            run = self._get(run.id)
         if run.state is not RunState.INTERRUPTED:
             raise self._refuse_state(run, "rolled back", "interrupted")
+        try:
+            plan = Plan.model_validate(run.plan)
+        except ValueError:
+            plan = Plan()
+        if plan.digest() != run.plan_hash:
+            raise Refused(f"Run {run.id}'s stored plan does not match its approved hash; k8snet "
+                          "will not roll it back: check the cluster by hand.", reason="stale")
+        cls = self._runbook_of(run)
+        missing = cls is None
+        if cls is not None and source_sha256(cls) != run.source_sha256:
+            self._event(run.id, "source", {"planned_source_sha256": run.source_sha256,
+                                           "current_source_sha256": source_sha256(cls),
+                                           "same": False})
+            cls = None
+        params: Params
+        if cls is None:
+            cls, params = _GenericUndo, Params.model_construct()
+        else:
+            try:
+                params = cls.Params.model_validate(run.params)
+            except ValueError:
+                params = Params.model_construct()
         with self._claim(run.id):
             holder = self._lock(run)
             try:
-                return self._rollback_interrupted(actor, run.id, holder)
+                s = _Session(self, run.cluster, cls, run.id, plan, record_writes=True,
+                             holder=holder)
+                return self._rollback_interrupted(actor, run.id, holder, s, params,
+                                                  missing)
             finally:
                 self._release(run.cluster, holder)
 
-    def _rollback_interrupted(self, actor: Actor, run_id: str, holder: str) -> RunView:
+    def _rollback_interrupted(self, actor: Actor, run_id: str, holder: str, s: _Session,
+                              params: Params, missing: bool) -> RunView:
         run = self._get(run_id)
         if not self._store.transition(run.id, [RunState.INTERRUPTED], RunState.RUNNING,
                                       detail="Rolling back an interrupted run."):
             raise self._refuse_state(self._get(run.id), "rolled back", "interrupted")
+        run = self._get(run.id)
         self._event(run.id, "state", {"from": "interrupted", "to": "running",
                                       "actor": actor.user, "holder": holder,
                                       "detail": "Rolling back an interrupted run."})
         keeper = _LeaseKeeper(self._store, run.cluster, holder, self.lock_lease_seconds,
-                              lambda: self._event(run.id, "lock_lost", {"holder": holder})
-                              ).start()
+                              s.mark_lock_lost).start()
         try:
-            cls = self._runbook_of(run) or Runbook
-            plan = Plan.model_validate(run.plan)
-            params: Params
-            try:
-                params = cls.Params.model_validate(run.params) if cls is not Runbook \
-                    else Params.model_construct()
-            except ValueError:
-                params = Params.model_construct()
+            plan = s.plan
             confirmed, maybe, _ = self._writes(plan, run.applied, self._store.events(run.id))
-            s = _Session(self, run.cluster, cls, run.id, plan, record_writes=True)
             undo: list[Applied] = []
-            for idx in sorted(set(confirmed) | set(maybe)):
+            for idx in sorted(set(confirmed) | maybe):
                 ch = plan.changes[idx]
                 if self._never_happened(s.inner_reader, ch):
                     continue
                 undo.append(Applied(index=idx, target=ch.target, action=ch.action, ok=True,
+                                    uid=confirmed.get(idx), uncertain=idx not in confirmed,
                                     message="applied" if idx in confirmed
                                     else "may have been applied"))
-            if cls is Runbook:
+            if s.cls is _GenericUndo:
                 self._event(run.id, "error", {
                     "phase": "rollback", "type": "RunbookMissing",
-                    "error": f"{run.runbook}@{run.version} is not installed; using the "
-                             "generic rollback"})
+                    "error": f"{run.runbook}@{run.version} is "
+                             f"{'not installed' if missing else 'installed with another source'}"
+                             "; using the generic rollback"})
             if not undo:
-                detail = "Interrupted run: nothing had been applied; nothing to roll back."
                 self._event(run.id, "rollback", {"results": [], "ok": True})
-                self._move(run, RunState.ROLLED_BACK, actor.user, detail,
-                           from_states=[RunState.RUNNING])
-                self._notify(run.id, detail)
-                return self.get(run.id)
+                return self._finish(run, RunState.ROLLED_BACK, actor.user,
+                                    "Interrupted run: nothing had been applied; nothing to "
+                                    "roll back.")
             self._notify(run.id, f"Rolling back {_plural(len(undo), 'change')} of an "
                                  "interrupted run.")
             return self._rollback(actor, run, s, params, tuple(undo), "Interrupted run")
+        except BaseException as e:
+            self._interrupt_here(run, s, e)
+            raise
         finally:
             keeper.stop()
 

@@ -53,6 +53,24 @@ class PhaseError(K8snetError):
     """A runbook tried something its current phase does not allow (e.g. a write in verify)."""
 
 
+class LeftInPlace(K8snetError):
+    """Rollback left an object untouched on purpose: it may not be the one this run wrote
+    (e.g. a create whose answer was lost, and the object has no mark of this run)."""
+
+
+RUN_ID_LABEL = "k8snet.io/run-id"
+"""Label a runbook may set (in ``prepare_write``) on what it creates, to the run id: the
+generic rollback deletes an object whose create had an unknown outcome only when it carries
+this run's label (or the uid the create returned)."""
+
+
+def run_label(run_id: str) -> str | None:
+    """``run_id`` as a valid label value (at most 63 characters of ``[A-Za-z0-9._-]``,
+    alphanumeric at both ends), or None when nothing usable is left."""
+    text = re.sub(r"[^A-Za-z0-9._-]", "-", run_id)[:63].strip("._-")
+    return text or None
+
+
 class Risk(enum.StrEnum):
     """How dangerous a runbook is; drives the approval policy (DESIGN.md §5).
 
@@ -153,7 +171,12 @@ class Plan(_Frozen):
 class Applied(_Frozen):
     """The outcome of executing one change (``index`` into ``plan.changes``): ``ok``,
     a one-line ``message`` and the object as the server returned it (``result``, noise
-    stripped; None for deletes)."""
+    stripped; None for deletes).
+
+    Set by the engine on what it hands to ``rollback``: ``uid``, the uid of the object a
+    create made (as the server answered; None when unknown), and ``uncertain``: the write was
+    sent but its outcome is unknown (a timeout, a lost answer, a process that died), so it
+    may or may not have been applied; rollback must check the live object first."""
 
     index: int
     target: str
@@ -161,6 +184,8 @@ class Applied(_Frozen):
     ok: bool
     message: str = ""
     result: dict[str, Any] | None = None
+    uid: str | None = None
+    uncertain: bool = False
 
 
 class Check(_Frozen):
@@ -291,19 +316,21 @@ class Runbook(abc.ABC):
 
     def rollback(self, ctx: RunContext, params: ParamsBase, plan: Plan,
                  applied: tuple[Applied, ...]) -> tuple[Applied, ...]:
-        """Undo exactly what was applied, in reverse order, from each change's ``before``."""
+        """Undo exactly what was applied (and what may have been: ``Applied.uncertain``),
+        in reverse order, from each change's ``before`` (see :func:`undo_change`)."""
         out: list[Applied] = []
         for a in reversed([a for a in applied if a.ok]):
             ch = plan.changes[a.index]
             ctx.progress(f"undo {ch.action} {ch.target}")
             try:
-                undo_change(ctx.kube, ctx.writer, ch)
+                message = undo_change(ctx.kube, ctx.writer, ch, uid=a.uid,
+                                      uncertain=a.uncertain, run_id=ctx.run_id)
             except K8snetError as e:
                 out.append(Applied(index=a.index, target=ch.target, action=f"undo-{ch.action}",
                                    ok=False, message=str(e)))
                 continue
             out.append(Applied(index=a.index, target=ch.target, action=f"undo-{ch.action}",
-                               ok=True, message=f"restored {ch.target}"))
+                               ok=True, message=message))
         return tuple(out)
 
 
@@ -323,21 +350,53 @@ def execute_change(writer: KubeWriter, ch: Change, *, dry_run: bool = False) -> 
     return {}
 
 
-def undo_change(kube: KubeReader, writer: KubeWriter, ch: Change) -> None:
-    """Restore ``ch.before``: delete what was created, re-create what was deleted, put back the
-    previous content of what was replaced or patched (on the live resourceVersion).
-    Raises PhaseError for an irreversible change."""
+def _uid(obj: dict[str, Any]) -> str | None:
+    uid = (obj.get("metadata") or {}).get("uid")
+    return str(uid) if uid else None
+
+
+def undo_change(kube: KubeReader, writer: KubeWriter, ch: Change, *, uid: str | None = None,
+                uncertain: bool = False, run_id: str = "") -> str:
+    """Restore ``ch.before``, reading the live object first so that undoing twice, or undoing
+    what never happened, is harmless. Returns what was done, one line.
+
+    - create: delete the object, but only the one this run made: when ``uid`` (what the
+      create returned) is known, only an object with that uid; when the create's outcome is
+      unknown (``uncertain``, no uid), only an object labelled :data:`RUN_ID_LABEL` with
+      ``run_id``, else :class:`LeftInPlace`. Already gone: nothing to do.
+    - delete: re-create ``before`` unless an object of that name exists again.
+    - replace/patch: put back ``before`` on the live resourceVersion (re-create it when gone).
+
+    Raises PhaseError for an irreversible change, LeftInPlace, or the writer's KubeError."""
     if not ch.reversible:
         raise PhaseError(f"{ch.target}: this change cannot be rolled back automatically")
+    live = kube.get(ch.api_version, ch.plural, ch.name, ch.namespace)
     if ch.action == "create":
-        with contextlib.suppress(KubeNotFound):  # already gone: nothing to undo
+        if live is None:
+            return f"{ch.target} already gone"
+        live_uid = _uid(live)
+        if uid is not None and live_uid != uid:
+            return (f"{ch.target} is not the object this run created (uid {live_uid}, not "
+                    f"{uid}); left untouched")
+        if uid is None and uncertain:
+            label = run_label(run_id) if run_id else None
+            labels = (live.get("metadata") or {}).get("labels") or {}
+            if label is None or labels.get(RUN_ID_LABEL) != label:
+                raise LeftInPlace(
+                    f"{ch.target} may not have been created by this run (the create's answer "
+                    f"was lost and the object carries neither this run's {RUN_ID_LABEL} label "
+                    "nor a known uid); left in place: check it and delete it by hand if it is "
+                    "this run's")
+        # the KubeWriter port has no delete preconditions: the uid was compared just above
+        with contextlib.suppress(KubeNotFound):  # gone meanwhile: nothing to undo
             writer.delete(ch.api_version, ch.plural, ch.name, ch.namespace)
-        return
+        return f"deleted {ch.target}"
     assert ch.before is not None
     if ch.action == "delete":
+        if live is not None:
+            return f"{ch.target} exists; nothing to restore"
         writer.create(ch.api_version, ch.plural, ch.before, ch.namespace)
-        return
-    live = kube.get(ch.api_version, ch.plural, ch.name, ch.namespace)
+        return f"restored {ch.target}"
     body = json.loads(json.dumps(ch.before))
     if live is not None:
         body.setdefault("metadata", {})["resourceVersion"] = (
@@ -345,6 +404,7 @@ def undo_change(kube: KubeReader, writer: KubeWriter, ch: Change) -> None:
         writer.replace(ch.api_version, ch.plural, ch.name, body, ch.namespace)
     else:
         writer.create(ch.api_version, ch.plural, body, ch.namespace)
+    return f"restored {ch.target}"
 
 
 def readback_check(kube: KubeReader, ch: Change) -> Check:
@@ -380,11 +440,13 @@ def parse_version(version: str) -> tuple[int, int, int]:
 
 
 __all__ = [
+    "RUN_ID_LABEL",
     "Applied",
     "Change",
     "Check",
     "Field",
     "KubeWriter",
+    "LeftInPlace",
     "Params",
     "PhaseError",
     "Plan",
@@ -395,6 +457,7 @@ __all__ = [
     "execute_change",
     "parse_version",
     "readback_check",
+    "run_label",
     "strip_noise",
     "undo_change",
 ]
