@@ -467,8 +467,9 @@ class RunService:
     ``registry``: the runbooks; ``store``: runs, approvals, events and locks; ``policy``: roles
     and approval counts; ``clusters``: the cluster names; ``readers(name)``/``writers(name)``:
     ports for one cluster (called lazily); ``holder``: this process's lock holder id
-    (``"<hostname>:<pid>:<random>"``, see :func:`default_holder`); ``ttl``: how long a plan
-    stays approvable; ``lock_lease_seconds``: lease of the cluster lock (renewed every third of
+    (``"<hostname>:<pid>:<random>:ns=<pid namespace>"``, see :func:`default_holder`); ``ttl``:
+    how long a plan stays approvable, and how long an approved run stays executable;
+    ``lock_lease_seconds``: lease of the cluster lock (renewed every third of
     it while running); ``executor``: where submitted work runs (default: an own
     ``ThreadPoolExecutor(max_workers=2)``, shut down by :meth:`shutdown`); ``notifier``: told
     about progress; ``clock``: UTC now (tests inject one); ``default_cluster``: used when
@@ -997,14 +998,13 @@ class RunService:
                     message=f"{_DONE.get(ch.action, ch.action)} {ch.target} (per the write "
                             "log)"))
                 ok_idx.add(idx)
-        for idx, w in sorted(maybe.items()):
+        for idx in sorted(maybe):
             if idx not in ok_idx:
                 ch = plan.changes[idx]
-                why = f": {w.error.rstrip('.')}" if w.error else ""
                 applied.append(Applied(
                     index=idx, target=ch.target, action=ch.action, ok=True, uncertain=True,
-                    message=f"{ch.target} may have been {_DONE.get(ch.action, ch.action)} "
-                            f"(no usable answer{why})"))
+                    message=f"may have been {_DONE.get(ch.action, ch.action)} (sent, no usable "
+                            "answer)"))
                 ok_idx.add(idx)
         return applied
 
@@ -1180,6 +1180,9 @@ class RunService:
         ``interrupted`` now, best effort, so it is not left ``running``."""
         why = f"{type(err).__name__} during {s.phase.name or 'execution'}"
         try:
+            now = self._store.get_run(run.id)
+            if now is None or now.state is not RunState.RUNNING:
+                return  # it already ended (or was moved by another process): keep that
             self._to_interrupted(run, "k8snet", s.holder, why,
                                  f"The process executing this run stopped ({why}).", s)
         except Exception:

@@ -19,10 +19,17 @@ A runbook is a subclass of :class:`Runbook` in ``runbooks/<name>.py`` with:
   ========================================  ==================================================
 
 The engine, not the runbook, enforces phases: ``ctx.writer`` raises :class:`PhaseError` outside
-apply/rollback and turns every write during plan into a dry run. The default ``apply`` and
-``rollback`` here execute :class:`Change` objects generically (create / replace / patch / delete
-and their inverses, rollback in reverse order), so most runbooks only write ``inspect``,
-``plan`` and ``verify``.
+apply/rollback and turns every write during plan into a dry run; in apply it accepts only the
+objects and actions of the approved plan, in rollback only the plan's objects. The default
+``apply`` and ``rollback`` here execute :class:`Change` objects generically (create / replace /
+patch / delete and their inverses, rollback in reverse order), so most runbooks only write
+``inspect``, ``plan`` and ``verify``.
+
+Rollback gets, besides what apply reported, what the engine's write log shows was applied or
+may have been (``Applied.uncertain``: a timeout or a lost answer), with the uid each create
+returned (``Applied.uid``). :func:`undo_change` reads the live object first and deletes a
+created object only when it is provably this run's (that uid, or the :data:`RUN_ID_LABEL` a
+runbook may set in ``prepare_write``).
 """
 
 from __future__ import annotations
@@ -383,10 +390,9 @@ def undo_change(kube: KubeReader, writer: KubeWriter, ch: Change, *, uid: str | 
             labels = (live.get("metadata") or {}).get("labels") or {}
             if label is None or labels.get(RUN_ID_LABEL) != label:
                 raise LeftInPlace(
-                    f"{ch.target} may not have been created by this run (the create's answer "
-                    f"was lost and the object carries neither this run's {RUN_ID_LABEL} label "
-                    "nor a known uid); left in place: check it and delete it by hand if it is "
-                    "this run's")
+                    f"left in place: it may not be this run's object (its create got no usable "
+                    f"answer, and it carries neither this run's {RUN_ID_LABEL} label nor a "
+                    "known uid); check it and delete it by hand if it is")
         # the KubeWriter port has no delete preconditions: the uid was compared just above
         with contextlib.suppress(KubeNotFound):  # gone meanwhile: nothing to undo
             writer.delete(ch.api_version, ch.plural, ch.name, ch.namespace)

@@ -11,9 +11,14 @@ States (DESIGN.md §5, issue 3)::
                                                                      | rollback_failed
     planned -> nothing_to_do                  (empty plan: no approval asked)
     awaiting_approval -> rejected | expired
-    approved -> stale                         (re-plan before apply differs: nothing written)
-    running -> interrupted                    (process died mid-apply; found at next start)
-    interrupted -> running (rollback) -> rolled_back | rollback_failed
+    approved -> stale                         (other runbook source, stored plan not the
+                                               approved one, or re-plan differs: nothing
+                                               written)
+    approved -> expired                       (not executed within the window after approval)
+    running -> interrupted                    (process died mid-apply, found by recovery; or
+                                               Ctrl-C, or the cluster lock was lost: marked at
+                                               once)
+    interrupted -> running (rollback) -> rolled_back | rollback_failed | interrupted
 
 Every transition is a compare-and-set (``RunStore.transition``), so a double click, a Slack
 retry or a second replica cannot move a run twice.
@@ -69,7 +74,8 @@ class RunRecord:
     ``params`` and ``plan`` are JSON (the plan as ``Plan.model_dump(mode="json")``);
     ``plan_hash`` is ``Plan.digest()``; ``source_sha256`` the sha256 of the runbook's source
     file; ``requester`` a Slack user id or ``cli:<user>``; ``channel`` a Slack channel id or
-    ``terminal``; ``expires_at`` when the approval window closes (UTC); ``approvals_required``
+    ``terminal``; ``expires_at`` when the approval window closes, and once approved the
+    execution deadline (UTC); ``approvals_required``
     from the policy (0 for runs that need none); ``message_ts``/``message_channel`` the Slack
     plan message to edit; ``idempotency_key`` dedups retried requests (e.g. Slack's
     ``trigger_id``); ``detail`` the last outcome sentence; ``applied`` the JSON list of

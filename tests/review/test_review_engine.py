@@ -538,3 +538,136 @@ def test_reject_after_own_approval_is_missing_from_approvals(env: Env) -> None:
     assert out.run.state is RunState.AWAITING_APPROVAL and decisions == [("U0AP1", "approve")]
     assert [e.data["decision"] for e in env.runs.events(view.run.id)
             if e.kind == "approval"] == ["approve"]
+
+
+# ============================================================================ around the fixes
+
+
+def test_expire_due_covers_approved_runs_past_their_execution_deadline(env: Env) -> None:
+    view = plan_approve(env)
+    assert view.run.expires_at == env.clock() + timedelta(minutes=30)  # from the approval
+    env.clock.advance(minutes=29)
+    assert env.svc.expire_due() == []
+    env.clock.advance(minutes=2)
+    assert [v.run.id for v in env.svc.expire_due()] == [view.run.id]
+    assert env.runs.get_run(view.run.id).state is RunState.EXPIRED  # type: ignore[union-attr]
+    assert env.writer.writes == []
+
+
+def test_holder_pid_is_trusted_only_in_this_pid_namespace() -> None:
+    from bot.engine.service import default_holder, holder_alive, pidns_id
+
+    host, ns = socket.gethostname(), pidns_id()
+    assert ns and default_holder().endswith(f":ns={ns}")
+    assert holder_alive(f"{host}:{dead_pid()}:abcd:ns={ns}:r-x") is False
+    assert holder_alive(f"{host}:{os.getpid()}:abcd:ns={ns}") is True
+    assert holder_alive(f"{host}:{dead_pid()}:abcd:ns=000000000000:r-x") is None
+    assert holder_alive(f"{host}:{dead_pid()}:abcd:r-x") is None
+    assert holder_alive(f"elsewhere:{dead_pid()}:abcd:ns={ns}") is None
+
+
+def _interrupted_create(e: Env, name: str, done_uid: str | None) -> str:
+    """A run whose process died after sending the create of ``name`` (confirmed with
+    ``done_uid``, or never answered when None)."""
+    view = plan_approve(e, raw={"namespaces": "shop", "name": name})
+    rid = view.run.id
+    force_running(e, rid, f"{e.svc.holder}:{rid}")
+    start = {"seq": 1, "stage": "start", "phase": "apply", "verb": "create",
+             "api_version": "v1", "plural": "configmaps", "namespace": "shop", "name": name,
+             "target": f"configmaps/shop/{name}", "change": 0}
+    e.runs.append_event(rid, "write", start)
+    if done_uid is not None:
+        e.runs.append_event(rid, "write", {**start, "stage": "done", "uid": done_uid})
+    assert [v.run.id for v in e.svc.recover_interrupted()] == [rid]
+    return rid
+
+
+def test_interrupted_create_with_the_run_label_is_deleted(env: Env) -> None:
+    from bot.sdk.runbook import RUN_ID_LABEL, run_label
+
+    view = plan_approve(env, raw={"namespaces": "shop", "name": "ours"})
+    rid = view.run.id
+    force_running(env, rid, f"{env.svc.holder}:{rid}")
+    env.runs.append_event(rid, "write", {
+        "seq": 1, "stage": "start", "phase": "apply", "verb": "create", "api_version": "v1",
+        "plural": "configmaps", "namespace": "shop", "name": "ours",
+        "target": "configmaps/shop/ours", "change": 0})
+    env.kube.add(configmap("shop", "ours", {"value": "on"},
+                           labels={RUN_ID_LABEL: run_label(rid) or ""}))
+    assert [v.run.id for v in env.svc.recover_interrupted()] == [rid]
+    out = env.svc.rollback_interrupted(AP1, rid)
+    assert out.run.state is RunState.ROLLED_BACK, out.run.detail
+    assert env.cm("shop", "ours") is None
+
+
+def test_interrupted_confirmed_create_deletes_only_its_uid(env: Env) -> None:
+    rid = _interrupted_create(env, "mine", done_uid="uid-of-ours")
+    env.kube.add({**configmap("shop", "mine", {"owner": "b"}),
+                  "metadata": {"name": "mine", "namespace": "shop", "uid": "uid-of-theirs"}})
+    out = env.svc.rollback_interrupted(AP1, rid)
+    assert out.run.state is RunState.ROLLED_BACK, out.run.detail
+    assert env.cm("shop", "mine") is not None  # recreated by someone else: not ours
+    rb = [ev.data for ev in env.runs.events(rid) if ev.kind == "rollback"][-1]
+    assert "left untouched" in rb["results"][0]["message"]
+
+
+def test_unknown_outcome_create_with_no_mark_is_left_and_said(env: Env) -> None:
+    rid = _interrupted_create(env, "maybe", done_uid=None)
+    env.kube.add(configmap("shop", "maybe", {"value": "on"}))
+    out = env.svc.rollback_interrupted(AP1, rid)
+    assert out.run.state is RunState.ROLLBACK_FAILED
+    assert "configmap/shop/maybe: left in place" in out.run.detail
+    assert env.cm("shop", "maybe") is not None
+
+
+class RollbackWritesElsewhere(TestConfigMap):
+    """Verify fails; rollback also deletes an object that is not in the plan."""
+
+    name = "review-rollback-elsewhere"
+
+    def verify(self, ctx: RunContext, params: Any, plan: Plan,
+               applied: tuple[Applied, ...]) -> Verification:
+        return Verification(checks=(Check(name="fails", passed=False, message="no"),))
+
+    def rollback(self, ctx: RunContext, params: Any, plan: Plan,
+                 applied: tuple[Applied, ...]) -> tuple[Applied, ...]:
+        ctx.writer.delete("v1", "configmaps", "bystander", "shop")
+        return super().rollback(ctx, params, plan, applied)
+
+
+def test_rollback_may_not_write_outside_the_plan() -> None:
+    e = make_env(reg=registry(RollbackWritesElsewhere))
+    e.kube.add(configmap("shop", "bystander", {"x": "1"}))
+    view = plan_approve(e, "review-rollback-elsewhere")
+    out = e.svc.execute(OP, view.run.id)
+    assert out.run.state is RunState.ROLLBACK_FAILED, out.run.detail
+    assert "not in the approved plan" in out.run.detail
+    assert e.cm("shop", "bystander") is not None
+    e.svc.shutdown()
+
+
+def test_final_transition_lost_is_recorded_and_told(env: Env) -> None:
+    """Another process moves the run while this one executes: the end is a ``conflict``
+    event, the stored state is kept."""
+    seen: list[str] = []
+
+    class Notes:
+        def run_changed(self, view: RunView, message: str) -> None:
+            seen.append(message)
+
+    env.svc.notifier = Notes()
+    view = plan_approve(env)
+    rid = view.run.id
+    real = env.runs.append_event
+
+    def meddle(run_id: str, kind: str, data: dict[str, Any]) -> int:
+        if kind == "verify":  # as if a replica had declared it interrupted just now
+            env.runs.transition(run_id, [RunState.RUNNING], RunState.INTERRUPTED)
+        return real(run_id, kind, data)
+
+    env.runs.append_event = meddle  # type: ignore[method-assign]
+    out = env.svc.execute(OP, rid)
+    assert out.run.state is RunState.INTERRUPTED
+    conflict = [ev.data for ev in env.runs.events(rid) if ev.kind == "conflict"]
+    assert conflict and conflict[0]["wanted"] == "succeeded"
+    assert "another process had already marked it interrupted" in seen[-1]
