@@ -808,7 +808,8 @@ def render_result(view: RunViewLike) -> SlackMessage:
     for a in run.applied or []:
         if not isinstance(a, dict):
             continue
-        mark = ":white_check_mark:" if a.get("ok") else ":x:"
+        mark = (":grey_question:" if a.get("uncertain")  # may have been applied
+                else ":white_check_mark:" if a.get("ok") else ":x:")
         msg = str(a.get("message") or "")
         lines.append(_T_APPLIED_LINE.format(
             mark=mark, action=escape_mrkdwn(str(a.get("action") or "")),

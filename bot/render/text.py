@@ -199,7 +199,7 @@ def run_text(view: RunViewLike, events: Sequence[RunEvent] = (), *, diff: bool =
     if applied:
         lines.append("Applied:")
         for a in applied:
-            mark = "ok" if a.get("ok") else "FAILED"
+            mark = "MAYBE" if a.get("uncertain") else ("ok" if a.get("ok") else "FAILED")
             msg = f": {a.get('message')}" if a.get("message") else ""
             lines.append(f"  [{mark}] {a.get('action')} {a.get('target')}{msg}")
     if events:

@@ -30,3 +30,24 @@ def test_fix_runbook_is_shown_and_brackets_survive() -> None:
 def test_no_fix_when_no_runbook() -> None:
     out = report_text(report("Something.", None), width=200)
     assert "fix:" not in out
+
+
+def test_run_text_marks_a_write_that_may_have_been_applied() -> None:
+    from bot.engine.runs import RunRecord, RunState
+    from bot.engine.service import RunView
+    from bot.render.text import run_text
+    from bot.sdk.runbook import Plan
+
+    now = datetime.now(UTC)
+    run = RunRecord(id="r-abcdefghij", cluster="lab", runbook="netpol-dns-allow",
+                    version="1.0.0", source_sha256="0" * 64, params={}, requester="U1",
+                    channel="C1", state=RunState.INTERRUPTED, created_at=now, updated_at=now,
+                    applied=[{"index": 0, "target": "networkpolicy/web/a", "action": "create",
+                              "ok": True, "message": "created"},
+                             {"index": 1, "target": "networkpolicy/web/b", "action": "create",
+                              "ok": False, "uncertain": True,
+                              "message": "timed out: may have been applied"}])
+    out = run_text(RunView(run=run, plan=Plan(), approvals=(), approvals_needed=0,
+                           runbook_summary=""), diff=False)
+    assert "[ok] create networkpolicy/web/a" in out
+    assert "[MAYBE] create networkpolicy/web/b" in out
