@@ -145,6 +145,24 @@ def cluster_encapsulation(pools: list[Pool]) -> str | None:
     return "+".join(tokens) if tokens else None
 
 
+def ebpf_dataplane(installation: Obj | None, felix: Obj | None,
+                   env: dict[str, str | None]) -> str | None:
+    """Where Calico's eBPF data plane — which does service load-balancing itself and replaces
+    kube-proxy — is switched on, or None when nothing visible switches it on: operator
+    ``Installation`` ``spec.calicoNetwork.linuxDataplane: BPF``, FelixConfiguration
+    ``default`` ``spec.bpfEnabled: true``, or calico-node env ``FELIX_BPFENABLED=true``
+    (Calico docs "Enabling the eBPF data plane", docs.tigera.io
+    ``operations/ebpf/enabling-ebpf``)."""
+    if installation is not None and \
+            str(dig(installation, "spec", "calicoNetwork", "linuxDataplane", default="")) == "BPF":
+        return "Installation linuxDataplane: BPF"
+    if felix is not None and dig(felix, "spec", "bpfEnabled") in (True, "true", "True"):
+        return "FelixConfiguration default bpfEnabled: true"
+    if str(env.get("FELIX_BPFENABLED") or "").lower() == "true":
+        return "calico-node FELIX_BPFENABLED=true"
+    return None
+
+
 def backend_from_installation(installation: Obj, pools: list[Pool]) -> str | None:
     """Networking backend implied by an operator Installation: ``spec.calicoNetwork.bgp``
     ``Enabled`` → ``bird``; ``Disabled`` → ``vxlan`` when any pool uses VXLAN, else

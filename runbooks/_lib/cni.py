@@ -263,6 +263,8 @@ def flannel_configmap_ref(ds: Obj) -> str | None:
 # ---- Cilium ----------------------------------------------------------------------------
 
 LEGACY_KPR = ("strict", "partial", "probe", "disabled")
+#: First Cilium release that no longer reads the ``tunnel`` option (cilium/cilium#29053).
+CILIUM_TUNNEL_REMOVED: Version = (1, 15, 0)
 
 
 @dataclass(frozen=True)
@@ -270,9 +272,11 @@ class CiliumConfig:
     """What ``kube-system/cilium-config`` says about routing and kube-proxy replacement.
 
     ``routing_mode``: ``tunnel`` | ``native`` (from ``routing-mode``, else legacy ``tunnel``:
-    ``disabled`` → native; default ``tunnel``). ``tunnel_protocol``: ``vxlan`` | ``geneve`` in
-    tunnel mode (default ``vxlan``), None in native mode. ``legacy_tunnel``: the removed
-    ``tunnel`` option is set (cilium/cilium#29053). ``kpr_raw``: ``kube-proxy-replacement`` as
+    ``disabled`` → native, honoured only before Cilium 1.15 or when the version is unknown;
+    default ``tunnel``). ``tunnel_protocol``: ``vxlan`` | ``geneve`` in tunnel mode (default
+    ``vxlan``), None in native mode. ``legacy_tunnel``: the value of the removed ``tunnel``
+    option when set (cilium/cilium#29053); ``legacy_tunnel_ignored``: it is set but the agent is
+    1.15 or newer, which no longer reads it. ``kpr_raw``: ``kube-proxy-replacement`` as
     written. ``kpr``: whether Cilium replaces kube-proxy. ``kpr_legacy``: a legacy value
     (``strict``...), honoured only before Cilium 1.15 (cilium/cilium#32711).
     ``enforces_networkpolicy``: ``enable-policy`` is not ``never``.
@@ -285,6 +289,7 @@ class CiliumConfig:
     kpr: bool
     kpr_legacy: bool
     enforces_networkpolicy: bool
+    legacy_tunnel_ignored: bool = False
 
     @property
     def encapsulation(self) -> str:
@@ -295,6 +300,7 @@ class CiliumConfig:
         """JSON form for facts/evidence."""
         return {"routing_mode": self.routing_mode, "tunnel_protocol": self.tunnel_protocol,
                 "legacy_tunnel": self.legacy_tunnel,
+                "legacy_tunnel_ignored": self.legacy_tunnel_ignored,
                 "kube_proxy_replacement": self.kpr_raw, "kpr": self.kpr,
                 "kpr_legacy": self.kpr_legacy,
                 "enforces_networkpolicy": self.enforces_networkpolicy}
@@ -303,16 +309,20 @@ class CiliumConfig:
 def parse_cilium_config(data: dict[str, Any], version: Version | None = None) -> CiliumConfig:
     """Interpret ``cilium-config`` ``data``. ``version``: the Cilium agent version when known
     (legacy ``kube-proxy-replacement=strict`` means full replacement before 1.15, and is not
-    honoured from 1.15 on; unknown version: taken at face value, and flagged by the probe)."""
+    honoured from 1.15 on; the legacy ``tunnel`` option was removed in 1.15 too
+    (cilium/cilium#29053), so from 1.15 on it is ignored and the defaults apply; unknown
+    version: both taken at face value, and flagged by the probe)."""
     d = {str(k): str(v) if v is not None else "" for k, v in (data or {}).items()}
     legacy_tunnel = d.get("tunnel") or None
+    tunnel_read = version is None or version < CILIUM_TUNNEL_REMOVED
+    honoured = legacy_tunnel if tunnel_read else None
     rm = (d.get("routing-mode") or "").strip().lower()
     if not rm:
-        rm = "native" if legacy_tunnel == "disabled" else "tunnel"
+        rm = "native" if honoured == "disabled" else "tunnel"
     proto = None
     if rm == "tunnel":
         proto = (d.get("tunnel-protocol") or
-                 (legacy_tunnel if legacy_tunnel in ("vxlan", "geneve") else "") or "vxlan")
+                 (honoured if honoured in ("vxlan", "geneve") else "") or "vxlan")
     raw = d.get("kube-proxy-replacement")
     val = (raw or "").strip().lower()
     legacy = val in LEGACY_KPR
@@ -324,7 +334,8 @@ def parse_cilium_config(data: dict[str, Any], version: Version | None = None) ->
         kpr = False
     return CiliumConfig(routing_mode=rm, tunnel_protocol=proto, legacy_tunnel=legacy_tunnel,
                         kpr_raw=raw, kpr=kpr, kpr_legacy=legacy,
-                        enforces_networkpolicy=d.get("enable-policy", "default") != "never")
+                        enforces_networkpolicy=d.get("enable-policy", "default") != "never",
+                        legacy_tunnel_ignored=legacy_tunnel is not None and not tunnel_read)
 
 
 def cilium_version(ds: Obj | None) -> Version | None:

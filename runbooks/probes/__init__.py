@@ -10,7 +10,8 @@ missing entry and say "unknown" rather than guess):
   "kernel", "os", "cpus": int|None, "excluded_from_lb": bool, "control_plane": bool}]}``
 - ``cni`` (20 / 10): ``{"cni": "flannel"|"canal"|"calico"|"cilium"|"kube-router"|"antrea"|
   "weave"|"unknown", "encapsulation": str|None, "calico_backend": "bird"|"vxlan"|"none"|None,
-  "enforces_networkpolicy": bool|None, "kube_proxy_replacement": bool}``
+  "enforces_networkpolicy": bool|None, "kube_proxy_replacement": bool|None}`` (None: unknown,
+  e.g. ``cilium-config`` unreadable — never to be read as "does not replace")
 - ``kube-proxy`` (30 / 20): ``{"deployed": bool, "replaced_by": str|None,
   "mode": "iptables"|"ipvs"|"nftables"|None, "strict_arp": bool|None,
   "config_source": "configmap"|"flags"|"unknown"|None, "version": str|None}``

@@ -5,8 +5,16 @@ Facts (contract in ``runbooks/probes/__init__.py``): ``cni``, ``encapsulation``,
 ``calico_backend``, ``enforces_networkpolicy``, ``kube_proxy_replacement``; also ``display``
 (product name), ``version``, ``agent`` (subject of the agent DaemonSet), ``namespace``,
 ``agents`` (every agent found), ``replacement_detail`` (e.g. ``kube-proxy-replacement=true,
-routing-mode native``), ``flannel`` / ``cilium`` / ``calico_pools`` details and
-``read_errors`` (optional reads that failed).
+routing-mode native``), ``flannel`` / ``cilium`` / ``calico_pools`` details,
+``read_errors`` (optional reads that failed) and ``undecided`` (why the section could not be
+decided: a read that failed kept the CNI's configuration from being read, so nothing is
+reported as missing or assumed).
+
+``kube_proxy_replacement`` is False for CNIs that never replace kube-proxy, True/False from
+Cilium's ``cilium-config``, kube-router's flags or Calico's eBPF data plane settings, and None
+when it cannot be told (Cilium's ``cilium-config`` unreadable or missing, Calico's Installation
+or FelixConfiguration unreadable, no known CNI): readers must treat None as unknown, never as
+"no".
 """
 
 from __future__ import annotations
@@ -55,7 +63,9 @@ class CniProbe(Probe):
         """List DaemonSets cluster-wide (a 403 there makes the section unknown), then read the
         detected CNI's own configuration. Findings CNI001-CNI010 (see
         ``docs/findings.md``). Malformed ``net-conf.json`` is a finding, never an
-        exception; a CRD that is not installed is not an error."""
+        exception; a CRD that is not installed is not an error; a configuration read that
+        fails (403, timeout) is not "missing": the section is then unknown
+        (``facts["undecided"]``) with the error."""
         run = _Run(ctx)
         return run.inspect()
 
@@ -68,6 +78,7 @@ class _Run:
         self.kube = ctx.kube
         self.findings: list[Finding] = []
         self.read_errors: list[str] = []
+        self.undecided: list[str] = []
         self.facts: dict[str, Any] = {
             "cni": "unknown", "encapsulation": None, "calico_backend": None,
             "enforces_networkpolicy": None, "kube_proxy_replacement": False,
@@ -75,31 +86,50 @@ class _Run:
             "namespace": None, "agents": [], "replacement_detail": None}
 
     # -- optional reads: failures are recorded, not raised ------------------------------
-    def _get(self, api: str, plural: str, nm: str, ns: str | None = None) -> Obj | None:
+    # A failed read is never taken for "absent": callers that could not decide because of one
+    # (the ``failed`` list) put the section in ``undecided`` with the error.
+    def _get(self, api: str, plural: str, nm: str, ns: str | None = None,
+             failed: list[str] | None = None) -> Obj | None:
         try:
             return self.kube.get(api, plural, nm, ns)
         except KubeError as e:
-            self.read_errors.append(f"{plural} {ns + '/' if ns else ''}{nm}: {e}")
+            msg = f"{plural} {ns + '/' if ns else ''}{nm}: {e}"
+            self.read_errors.append(msg)
+            if failed is not None:
+                failed.append(msg)
             return None
 
-    def _list(self, api: str, plural: str, ns: str | None = None) -> list[Obj]:
+    def _list(self, api: str, plural: str, ns: str | None = None,
+              failed: list[str] | None = None) -> list[Obj]:
         try:
             if not self.kube.served(api, plural):
                 return []
             return self.kube.list(api, plural, ns)
         except KubeError as e:
-            self.read_errors.append(f"{plural}.{api}: {e}")
+            msg = f"{plural}.{api}: {e}"
+            self.read_errors.append(msg)
+            if failed is not None:
+                failed.append(msg)
             return []
+
+    def _cannot_decide(self, what: str, failed: list[str]) -> None:
+        """Record that ``what`` is unknown because of the failed reads (section unknown)."""
+        self.undecided.append(f"{what} ({'; '.join(failed)})")
 
     def inspect(self) -> Inspection:
         daemonsets = self.kube.list("apps/v1", "daemonsets")  # 403 → section unknown
+        nodes_failed: list[str] = []
         try:
             nodes = self.kube.list("v1", "nodes")
         except KubeError as e:
             self.read_errors.append(f"nodes: {e}")
+            nodes_failed.append(f"nodes: {e}")
             nodes = []
         agents = c.find_agents(daemonsets)
         cni = c.primary_cni(agents) or c.cni_from_nodes(nodes) or "unknown"
+        if cni == "unknown" and nodes_failed:
+            self._cannot_decide("no CNI agent DaemonSet was found and the nodes could not be "
+                                "read to detect an embedded one", nodes_failed)
         self.facts["agents"] = sorted(agents)
         self.facts["cni"] = cni
         self.facts["display"] = c.DISPLAY[cni]
@@ -111,6 +141,8 @@ class _Run:
         self._extra_agents(agents, cni)
         if self.read_errors:
             self.facts["read_errors"] = self.read_errors
+        if self.undecided:
+            self.facts["undecided"] = "; ".join(self.undecided)
         return Inspection(summary=summary, findings=tuple(self.findings), facts=self.facts)
 
     def _set_agent(self, ds: Obj | None, prefer: tuple[str, ...] = ()) -> None:
@@ -122,19 +154,30 @@ class _Run:
     # -- Flannel ------------------------------------------------------------------------
     def _flannel_conf(self, ds: Obj | None, cm_names: tuple[str, ...],
                       nodes: list[Obj]) -> c.FlannelNetConf | None:
-        """Find and parse ``net-conf.json``; findings for a missing or malformed one."""
+        """Find and parse ``net-conf.json``; findings for a missing or malformed one. When the
+        ConfigMap could not be read (403...), it is not called missing: the section is
+        undecided (the backend may still come from node annotations)."""
         ref = c.flannel_configmap_ref(ds) if ds else None
         names = tuple(dict.fromkeys(n for n in (ref, *cm_names) if n))
         spaces = tuple(dict.fromkeys(n for n in ((namespace(ds) if ds else None),
                                                  *FLANNEL_NAMESPACES) if n))
         cm = None
+        failed: list[str] = []
         for ns in spaces:
             for nm in names:
-                cm = self._get("v1", "configmaps", nm, ns)
+                cm = self._get("v1", "configmaps", nm, ns, failed)
                 if cm is not None:
                     break
             if cm is not None:
                 break
+        if cm is None and failed:
+            conf = _flannel_from_nodes(nodes)
+            if ds is not None or conf is None:
+                self._cannot_decide(
+                    f"Flannel's ConfigMap {names[0]} could not be read, so net-conf.json was "
+                    "not checked" + (" (backend taken from node annotations)" if conf else
+                                     " and the backend is unknown"), failed)
+            return conf
         if cm is None or "net-conf.json" not in (cm.get("data") or {}):
             conf = _flannel_from_nodes(nodes)
             if conf is None and ds is not None:
@@ -144,7 +187,7 @@ class _Run:
                     f"backend cannot be read and new flannel pods may fail to start.",
                     {"configmaps_tried": list(names), "namespaces_tried": list(spaces)}))
             return conf
-        text = str(cm["data"]["net-conf.json"])
+        text = str((cm.get("data") or {})["net-conf.json"])
         try:
             conf = c.parse_net_conf(text)
         except c.NetConfError as e:
@@ -162,9 +205,12 @@ class _Run:
         conf = self._flannel_conf(ds, ("kube-flannel-cfg",), nodes)
         sidecar = bool(ds and c.flannel_netpol_sidecar(ds))
         self.facts["encapsulation"] = conf.backend if conf else None
-        self.facts["enforces_networkpolicy"] = sidecar
+        # embedded Flannel (k3s/RKE2, no DaemonSet) may run beside a policy controller the API
+        # does not show: unknown, as runbooks._lib.netpol_live.cni_enforcement says
+        enforces: bool | None = sidecar if ds is not None else None
+        self.facts["enforces_networkpolicy"] = enforces
         subj = self.facts["agent"] or "cni/flannel"
-        if not sidecar:
+        if enforces is False:
             self.findings.append(_f(
                 "CNI003", Severity.INFO, subj,
                 "Flannel does not enforce NetworkPolicy, so NetworkPolicy objects on this "
@@ -175,8 +221,10 @@ class _Run:
         head = f"Flannel {ver}" if ver else "Flannel"
         if ds is None:
             head += " (embedded, no DaemonSet)"
-        pol = "enforces NetworkPolicy (kube-network-policies)" if sidecar \
-            else "does not enforce NetworkPolicy"
+        pol = ("NetworkPolicy enforcement unknown (embedded: a policy controller may run "
+               "beside it)" if enforces is None
+               else "enforces NetworkPolicy (kube-network-policies)" if enforces
+               else "does not enforce NetworkPolicy")
         return f"{head}, {_backend_text(conf)}, {pol}"
 
     # -- Canal --------------------------------------------------------------------------
@@ -187,10 +235,17 @@ class _Run:
         conf = self._flannel_conf(ds if "canal" in agents else fl_ds,
                                   ("canal-config", "kube-flannel-cfg"), nodes)
         cfg_ns = namespace(ds) if ds else "kube-system"
-        cfg = self._get("v1", "configmaps", "canal-config", cfg_ns) or \
-            self._get("v1", "configmaps", "calico-config", cfg_ns)
-        backend = (cfg or {}).get("data", {}).get("calico_backend") if cfg else None
-        self.facts["calico_backend"] = backend or "none"
+        failed: list[str] = []
+        cfg = self._get("v1", "configmaps", "canal-config", cfg_ns, failed) or \
+            self._get("v1", "configmaps", "calico-config", cfg_ns, failed)
+        backend = ((cfg or {}).get("data") or {}).get("calico_backend") if cfg else None
+        if cfg is None and failed:
+            # Canal's Calico runs policy-only unless told otherwise; what it was told is unknown
+            self.facts["calico_backend"] = None
+            self._cannot_decide("Canal's configuration (canal-config / calico-config) could not "
+                                "be read, so its Calico backend is unknown", failed)
+        else:
+            self.facts["calico_backend"] = backend or "none"
         self.facts["encapsulation"] = conf.backend if conf else None
         self.facts["enforces_networkpolicy"] = True
         calico_v = _bare(c.agent_version(ds, ("calico-node",))) if ds else None
@@ -216,8 +271,9 @@ class _Run:
         self.facts["enforces_networkpolicy"] = True
         # backend: calico-config, then the agent's env, then the operator Installation
         backend, source = None, None
+        failed: list[str] = []
         for cns in dict.fromkeys(("kube-system", ns)):
-            cm = self._get("v1", "configmaps", "calico-config", cns)
+            cm = self._get("v1", "configmaps", "calico-config", cns, failed)
             if cm and (cm.get("data") or {}).get("calico_backend"):
                 backend, source = str(cm["data"]["calico_backend"]), subject("configmap", cm)
                 break
@@ -228,14 +284,24 @@ class _Run:
                     backend, source = val, f"{subject('daemonset', ds)} env"
                     break
         installation = None
+        inst_failed: list[str] = []
         if self.kube.served("operator.tigera.io/v1", "installations"):
-            installation = self._get("operator.tigera.io/v1", "installations", "default")
-        pools = self._calico_pools()
+            installation = self._get("operator.tigera.io/v1", "installations", "default",
+                                     failed=inst_failed)
+        failed += inst_failed
+        pool_failed: list[str] = []
+        pools = self._calico_pools(pool_failed)
         if not pools and installation:
             pools = cal.installation_pools(installation)
         if backend is None and installation:
             backend = cal.backend_from_installation(installation, pools)
             source = "installation/default"
+        if backend is None and failed:
+            self._cannot_decide("Calico's backend could not be read", failed)
+        if not pools and pool_failed:
+            self._cannot_decide("Calico's IP pools could not be read, so the encapsulation is "
+                                "unknown", pool_failed)
+        self._calico_ebpf(ds, installation, inst_failed)
         self.facts["calico_backend"] = backend
         self.facts["calico_backend_source"] = source
         self.facts["calico_install"] = "operator" if installation else "manifest"
@@ -260,13 +326,41 @@ class _Run:
         enc = _calico_encap_text(self.facts["encapsulation"])
         bk = {"bird": "BGP (bird)", "vxlan": "no BGP (vxlan backend)",
               "none": "no BGP (policy-only backend)"}.get(backend or "", "backend unknown")
-        return f"{head}, {enc}, {bk}, enforces NetworkPolicy"
+        ebpf = ", eBPF data plane (replaces kube-proxy)" \
+            if self.facts["kube_proxy_replacement"] else ""
+        return f"{head}, {enc}, {bk}{ebpf}, enforces NetworkPolicy"
 
-    def _calico_pools(self) -> list[cal.Pool]:
-        """IPPools from both API groups, de-duplicated by name (v3 wins)."""
+    def _calico_ebpf(self, ds: Obj | None, installation: Obj | None,
+                     failed: list[str]) -> None:
+        """``kube_proxy_replacement`` for Calico: True when the eBPF data plane is on (it
+        replaces kube-proxy), False when nothing visible turns it on, None when the objects
+        that would say so (``failed``: the Installation read) could not be read."""
+        felix, felix_failed = None, list(failed)
+        for api in ("crd.projectcalico.org/v1", "projectcalico.org/v3"):
+            if self.kube.served(api, "felixconfigurations"):
+                felix = self._get(api, "felixconfigurations", "default", failed=felix_failed)
+                if felix is not None:
+                    break
+        bpf_env = None
+        for ctr in template_spec(ds).get("containers") or [] if ds else []:
+            if isinstance(ctr, dict) and env_of(ctr, "FELIX_BPFENABLED") is not None:
+                bpf_env = env_of(ctr, "FELIX_BPFENABLED")
+                break
+        where = cal.ebpf_dataplane(installation, felix, {"FELIX_BPFENABLED": bpf_env})
+        if where:
+            self.facts["kube_proxy_replacement"] = True
+            self.facts["replacement_detail"] = f"eBPF data plane, {where}"
+        elif felix_failed:
+            self.facts["kube_proxy_replacement"] = None
+        else:
+            self.facts["kube_proxy_replacement"] = False
+
+    def _calico_pools(self, failed: list[str]) -> list[cal.Pool]:
+        """IPPools from both API groups, de-duplicated by name (v3 wins); failed reads are
+        added to ``failed``."""
         pools: dict[str, cal.Pool] = {}
         for api in ("crd.projectcalico.org/v1", "projectcalico.org/v3"):
-            for obj in self._list(api, "ippools"):
+            for obj in self._list(api, "ippools", failed=failed):
                 p = cal.parse_pool(obj)
                 pools[p.name] = p
         return [pools[k] for k in sorted(pools)]
@@ -276,19 +370,28 @@ class _Run:
         ds = agents.get("cilium")
         self._set_agent(ds, ("cilium-agent",))
         ns = namespace(ds) if ds else "kube-system"
-        cm = self._get("v1", "configmaps", "cilium-config", ns)
+        failed: list[str] = []
+        cm = self._get("v1", "configmaps", "cilium-config", ns, failed)
         if cm is None and ns != "kube-system":
-            cm = self._get("v1", "configmaps", "cilium-config", "kube-system")
+            cm = self._get("v1", "configmaps", "cilium-config", "kube-system", failed)
         version = c.cilium_version(ds)
         subj = self.facts["agent"] or "cni/cilium"
         if cm is None:
+            # whether Cilium replaces kube-proxy is unknown, never "no" (that would raise a
+            # false KP002 when kube-proxy is absent by design)
+            self.facts["kube_proxy_replacement"] = None
+            self.facts["enforces_networkpolicy"] = True
+            ver = _bare(self.facts["version"])
+            if failed:
+                self._cannot_decide("Cilium's ConfigMap cilium-config could not be read, so its "
+                                    "routing mode and kube-proxy replacement are unknown", failed)
+                return (f"Cilium{' ' + ver if ver else ''}, configuration not readable, "
+                        "enforces NetworkPolicy (Cilium's default)")
             self.findings.append(_f(
                 "CNI009", Severity.WARNING, subj,
                 "Cilium's ConfigMap cilium-config was not found, so routing mode and "
                 "kube-proxy replacement cannot be read.",
                 {"configmap": f"{ns}/cilium-config"}))
-            self.facts["enforces_networkpolicy"] = True
-            ver = _bare(self.facts["version"])
             return (f"Cilium{' ' + ver if ver else ''}, configuration unknown, "
                     "enforces NetworkPolicy")
         cfg = c.parse_cilium_config(cm.get("data") or {}, version)
@@ -312,11 +415,20 @@ class _Run:
                  "cilium_version": ".".join(map(str, version)) if version else None,
                  "treated_as_replacement": cfg.kpr}))
         if cfg.legacy_tunnel is not None:
+            if cfg.legacy_tunnel_ignored:
+                msg = (f"cilium-config sets the legacy tunnel option ({cfg.legacy_tunnel!r}), "
+                       f"which Cilium {_bare(self.facts['version']) or '>= 1.15'} ignores (it "
+                       f"was removed in 1.15), so Cilium runs routing-mode {cfg.routing_mode}"
+                       + (f" ({cfg.tunnel_protocol})" if cfg.tunnel_protocol else "")
+                       + "; set routing-mode and tunnel-protocol instead.")
+            else:
+                msg = (f"Cilium uses the legacy tunnel option ({cfg.legacy_tunnel!r}), removed "
+                       f"in Cilium 1.15; use routing-mode and tunnel-protocol instead.")
             self.findings.append(_f(
-                "CNI006", Severity.WARNING, cm_subj,
-                f"Cilium uses the legacy tunnel option ({cfg.legacy_tunnel!r}), removed in "
-                f"Cilium 1.15; use routing-mode and tunnel-protocol instead.",
-                {"tunnel": cfg.legacy_tunnel, "routing-mode": cfg.routing_mode}))
+                "CNI006", Severity.WARNING, cm_subj, msg,
+                {"tunnel": cfg.legacy_tunnel, "routing-mode": cfg.routing_mode,
+                 "ignored": cfg.legacy_tunnel_ignored,
+                 "cilium_version": ".".join(map(str, version)) if version else None}))
         if not cfg.enforces_networkpolicy:
             self.findings.append(_f(
                 "CNI003", Severity.INFO, cm_subj,
@@ -379,6 +491,8 @@ class _Run:
                 f"{'enforces' if enforces else 'does not enforce'} NetworkPolicy")
 
     def _unknown(self, agents: dict[str, Obj], nodes: list[Obj]) -> str:
+        # an unrecognised CNI may well replace kube-proxy: unknown, not "no"
+        self.facts["kube_proxy_replacement"] = None
         self.findings.append(_f(
             "CNI001", Severity.WARNING, "cluster",
             "No known CNI agent (Flannel, Canal, Calico, Cilium, kube-router, Antrea, Weave) was "

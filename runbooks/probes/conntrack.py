@@ -65,18 +65,23 @@ class ConntrackProbe(Probe):
                        "scaled": None, "capped": False} for n in nodes],
             "not_checked": NOT_CHECKED}
         findings: list[Finding] = []
-        if not kpf.get("deployed"):
+        if not kpf.get("deployed") or kpf.get("no_pods"):
+            # no kube-proxy runs (absent, or its DaemonSet schedules no pod): nothing sizes
+            # conntrack at start
             facts["managed_by_kube_proxy"] = False
             who = kpf.get("replaced_by")
             who_name = DISPLAY.get(str(who), str(who))
-            reason = f"kube-proxy is not deployed and {who_name} replaces it" if who \
+            what = "the kube-proxy DaemonSet runs no pod" if kpf.get("deployed") \
                 else "kube-proxy is not deployed"
+            reason = f"{what} and {who_name} replaces it" if who else what
             findings.append(_f(
                 "CT003", Severity.INFO, "daemonset/kube-system/kube-proxy",
                 f"conntrack limits are not managed by kube-proxy because {reason}, so the "
                 f"nodes' own sysctl settings decide nf_conntrack_max.",
-                {"kube_proxy_deployed": False, "replaced_by": who}))
-            short = f"not deployed, {who_name} replaces it" if who else "not deployed"
+                {"kube_proxy_deployed": bool(kpf.get("deployed")),
+                 "kube_proxy_pods": 0 if kpf.get("no_pods") else None, "replaced_by": who}))
+            state = "no pod" if kpf.get("deployed") else "not deployed"
+            short = f"{state}, {who_name} replaces it" if who else state
             return Inspection(summary=f"not managed by kube-proxy ({short})",
                               findings=tuple(findings), facts=facts)
         ct = kpf.get("conntrack")

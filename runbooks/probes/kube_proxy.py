@@ -9,7 +9,15 @@ visible), ``strict_arp``, ``config_source``, ``version``; also ``configured_mode
 (see ``runbooks._lib.kubeproxy.ConntrackSettings.as_dict``), ``configmap``,
 ``component_config_hash``, ``config_changed_at``, ``pods`` (name, node, ready, restarts,
 waiting, started, fatal log lines), ``log_errors``, ``server_version``,
-``obsolete_fields``, ``unknown_fields``.
+``obsolete_fields``, ``unknown_fields``; ``no_pods`` (True: the DaemonSet exists but schedules
+no pod, so no kube-proxy runs), ``not_running`` (why no kube-proxy runs although the DaemonSet
+exists: no pod, or none Ready) and ``replacement_unknown`` (kube-proxy does not run and the
+``cni`` facts cannot tell whether the CNI replaces it: the section is then undecided, neither
+KP001 nor KP002).
+
+When no kube-proxy runs (absent, a DaemonSet without pods, or no pod Ready) it is KP002
+(critical) unless the CNI replaces it (KP001); when neither the configured nor the running
+mode is known the section is undecided.
 """
 
 from __future__ import annotations
@@ -100,6 +108,7 @@ class _Run:
         self.kube = ctx.kube
         self.findings: list[Finding] = []
         self.undecided: list[str] = []
+        self.pods_listed = True
         self.facts: dict[str, Any] = {
             "deployed": False, "replaced_by": None, "mode": None, "strict_arp": None,
             "config_source": None, "version": None}
@@ -112,6 +121,7 @@ class _Run:
             if ds is None:
                 raise
             self.undecided.append(f"kube-proxy pods could not be read: {e}")
+            self.pods_listed = False
             pods = []
         sv = server_version(self.kube.server_version())
         self.facts["server_version"] = fmt(sv) if sv else None
@@ -139,6 +149,10 @@ class _Run:
             self.undecided.append("kube-proxy is not deployed and the CNI is unknown, so whether "
                                   "something replaces it cannot be decided")
             return "kube-proxy not deployed, replacement unknown (CNI unknown)"
+        if cni.get("kube_proxy_replacement") is None:
+            self._replacement_unknown(cni, "kube-proxy is not deployed")
+            return (f"kube-proxy not deployed, replacement unknown (whether "
+                    f"{cni.get('display') or 'the CNI'} replaces it could not be determined)")
         if cni.get("kube_proxy_replacement"):
             who = str(cni.get("display") or cni.get("cni"))
             detail = cni.get("replacement_detail")
@@ -162,6 +176,18 @@ class _Run:
              "kube_proxy_replacement": cni.get("kube_proxy_replacement"),
              "replacement_detail": cni.get("replacement_detail")}))
         return "kube-proxy not deployed and nothing replaces it"
+
+    def _replacement_unknown(self, cni: dict[str, Any], situation: str) -> None:
+        """Mark the section undecided: kube-proxy does not run, and whether the CNI replaces it
+        is unknown (``kube_proxy_replacement`` None, e.g. ``cilium-config`` unreadable). Neither
+        KP001 nor KP002: that would state a guess as fact."""
+        why = cni.get("undecided") or (
+            "no known CNI agent was found" if cni.get("cni") in (None, "unknown")
+            else "its configuration could not be read or is missing; see its findings")
+        self.facts["replacement_unknown"] = True
+        self.undecided.append(
+            f"{situation} and whether {cni.get('display') or cni.get('cni') or 'the CNI'} "
+            f"replaces it is unknown (CNI section: {why})")
 
     def _embedded_in_k3s(self) -> bool:
         try:
@@ -237,9 +263,83 @@ class _Run:
                 {"config_source": src.kind, "path": src.path, "flags": args.proxy_flags}))
         self._restart_pending(pods, changed, cm_subj)
         self._mode_mismatch(configured, logs, pods, changed, cm_subj)
-        self._replacement_overlap(cni, ds_subj)
+        idle = self._not_running(ds, pods)
+        if idle is not None:
+            self.facts["not_running"] = idle
+            self._idle(idle, cni, ds_subj)
+        else:
+            self._replacement_overlap(cni, ds_subj)
         self._pod_health(pods, logs, version)
+        if configured is None and running is None and not self.facts.get("no_pods"):
+            self.undecided.append(
+                "kube-proxy's mode is unknown: "
+                + ("its configuration is not visible" if cfg is None else "configured mode "
+                   "unknown")
+                + " and the running mode could not be read from the pod logs"
+                + (f" ({'; '.join(sorted(set(log_errors.values())))})" if log_errors else ""))
         return self._summary(cfg, src, running, pod_facts, log_errors, version)
+
+    def _not_running(self, ds: k.Obj | None, pods: list[k.Obj]) -> dict[str, Any] | None:
+        """Why no kube-proxy programs Services although the DaemonSet exists: it schedules no
+        pod (``desiredNumberScheduled`` 0, or no pod listed) or none of its pods is Ready.
+        None when some pod runs, or when this cannot be told (the pods could not be listed
+        and the DaemonSet reports no status)."""
+        if ds is None:
+            return None
+        st = ds.get("status") or {}
+        desired, ready = st.get("desiredNumberScheduled"), st.get("numberReady")
+        pods_known = self.pods_listed
+        ready_pods = sum(1 for p in pods if k.pod_ready(p))
+        ev = {"desiredNumberScheduled": desired, "numberReady": ready,
+              "pods": len(pods) if pods_known else None,
+              "node_selector": k.template_spec(ds).get("nodeSelector")}
+        if desired == 0 or (pods_known and not pods):
+            self.facts["no_pods"] = True
+            return {**ev, "reason": "no-pods"}
+        if (pods_known and pods and ready_pods == 0) or \
+                (not pods_known and isinstance(ready, int) and ready == 0):
+            return {**ev, "reason": "none-ready"}
+        return None
+
+    def _idle(self, idle: dict[str, Any], cni: dict[str, Any] | None, subj: str) -> None:
+        """The DaemonSet exists but no kube-proxy runs: the same situation as an absent
+        kube-proxy (KP002, or KP001 when the CNI replaces it)."""
+        what = ("the kube-proxy DaemonSet runs no pod" if idle["reason"] == "no-pods"
+                else "no kube-proxy pod is Ready")
+        if cni is None:
+            self.undecided.append(f"{what} and the CNI is unknown, so whether something "
+                                  "replaces kube-proxy cannot be decided")
+            return
+        if cni.get("kube_proxy_replacement") is None:
+            self._replacement_unknown(cni, what)
+            return
+        if cni.get("kube_proxy_replacement"):
+            who = str(cni.get("display") or cni.get("cni"))
+            detail = cni.get("replacement_detail")
+            self.facts["replaced_by"] = cni.get("cni")
+            self.facts["replacement_detail"] = detail
+            if idle["reason"] == "no-pods":
+                self.findings.append(_f(
+                    "KP001", Severity.INFO, subj,
+                    f"The kube-proxy DaemonSet exists but runs no pod, and {who} does service "
+                    f"load-balancing{' (' + detail + ')' if detail else ''}; delete the "
+                    f"leftover DaemonSet (a KubeProxyDown alert on this cluster is a false "
+                    f"alarm).",
+                    {**idle, "replaced_by": cni.get("cni"), "replacement_detail": detail,
+                     "cni_agent": cni.get("agent")}))
+            else:
+                self._replacement_overlap(cni, subj)
+            return
+        self.findings.append(_f(
+            "KP002", Severity.CRITICAL, subj,
+            f"kube-proxy is not running: {what}"
+            + (f" (desired {idle['desiredNumberScheduled']}, ready {idle['numberReady']})"
+               if idle.get("desiredNumberScheduled") is not None else "")
+            + f", and {cni.get('display') or 'the CNI'} does not replace it, so Service "
+            "ClusterIPs and NodePorts are not programmed on any node.",
+            {**idle, "kube_proxy_daemonset": f"{NS}/kube-proxy", "cni": cni.get("cni"),
+             "kube_proxy_replacement": cni.get("kube_proxy_replacement"),
+             "replacement_detail": cni.get("replacement_detail")}))
 
     def _config(self, src: kp.ConfigSource, args: kp.ProxyArgs, ds_subj: str
                 ) -> tuple[kp.KubeProxyConfig | None, k.Obj | None]:
@@ -354,16 +454,20 @@ class _Run:
         return params
 
     def _arp_lb_present(self) -> bool:
-        """Whether MetalLB layer 2 is configured (an L2Advertisement, or a legacy ConfigMap
-        with a layer2 pool): IPVS then needs strictARP (DOMAIN.md section 1.4)."""
+        """Whether MetalLB layer 2 is configured (an L2Advertisement, or — only when MetalLB's
+        CRDs are not installed, i.e. MetalLB <= 0.12 — a legacy ConfigMap with a layer2 pool):
+        IPVS then needs strictARP (DOMAIN.md section 1.4). With the CRDs the legacy ConfigMap
+        is dead config (DOMAIN.md section 3.2) and does not count."""
         try:
             for api in ("metallb.io/v1beta1", "metallb.io/v1beta2"):
                 if self.kube.served(api, "l2advertisements") and \
                         self.kube.list(api, "l2advertisements"):
                     return True
+            if self.kube.served("metallb.io/v1beta1", "ipaddresspools"):
+                return False
             for ns in ("metallb-system", "metallb"):
                 cm = self.kube.get("v1", "configmaps", "config", ns)
-                text = (cm or {}).get("data", {}).get("config") if cm else None
+                text = (cm.get("data") or {}).get("config") if cm else None
                 if text:
                     try:
                         doc = yaml.safe_load(str(text))
@@ -503,6 +607,8 @@ class _Run:
         if pods:
             ready = sum(1 for p in pods if p["ready"])
             parts.append(f"{ready}/{len(pods)} pods Ready")
+        elif self.facts.get("no_pods"):
+            parts.append("no kube-proxy pod scheduled")
         if running:
             parts.append(f"running mode {running} (from logs)")
         elif log_errors:
