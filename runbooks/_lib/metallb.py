@@ -48,6 +48,13 @@ CRD_SINCE = (0, 13, 2)
 ANNOTATION_PREFIXES = ("metallb.io/", "metallb.universe.tf/")
 """Service annotation prefixes; ``metallb.universe.tf/`` deprecated in 0.14.9, still honoured."""
 
+ADDRESSPOOL_REMOVED = (0, 14, 2)
+"""First release that no longer reads ``AddressPool`` objects (release notes 0.14.2/0.14.3)."""
+
+EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+"""Nodes with this label are not used to announce LoadBalancer IPs unless the speaker runs with
+``--ignore-exclude-lb`` (MetalLB troubleshooting docs; DOMAIN.md §3.4, metallb/metallb#2353)."""
+
 
 class AddressError(ValueError):
     """An address entry MetalLB would reject; the message quotes it and says why."""
@@ -445,6 +452,68 @@ def advertisement_pools(adv: Obj, pools: Iterable[Pool]) -> tuple[list[str], lis
     return sorted(chosen), sorted(n for n in names if n not in known)
 
 
+def ignores_exclude_label(containers: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a speaker runs with ``--ignore-exclude-lb`` (then it also announces from nodes
+    labelled :data:`EXCLUDE_LB_LABEL`)."""
+    for c in containers:
+        for a in [str(x) for x in (c.get("command") or []) + (c.get("args") or [])]:
+            flag, _, val = a.lstrip("-").partition("=")
+            if a.startswith("-") and flag == "ignore-exclude-lb":
+                return val.lower() not in ("false", "0", "f")
+    return False
+
+
+@dataclass(frozen=True)
+class Announcers:
+    """Which nodes can announce an L2 address: ``eligible`` node names, and for every other
+    node the advertisements consider, why it cannot (``excluded``: labelled
+    :data:`EXCLUDE_LB_LABEL`; ``no_speaker``: no Ready speaker pod on it (or, when speaker pods
+    are unknown, the node is not Ready)); ``unselected``: nodes no advertisement's
+    ``nodeSelectors`` matches."""
+
+    eligible: tuple[str, ...]
+    excluded: tuple[str, ...] = ()
+    no_speaker: tuple[str, ...] = ()
+    unselected: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"eligible": list(self.eligible), "excluded": list(self.excluded),
+                "no_ready_speaker": list(self.no_speaker), "not_selected": list(self.unselected)}
+
+
+def l2_announcers(node_selectors: Iterable[list[Any]], nodes: Iterable[Mapping[str, Any]],
+                  speaker_ready: set[str] | None, *, ignore_exclude: bool = False) -> Announcers:
+    """The nodes that can announce an address in layer 2 (DOMAIN.md §3.4/§3.5).
+
+    ``node_selectors``: one entry per L2 advertisement (or legacy layer2 pool) announcing the
+    address — its ``spec.nodeSelectors`` list; an empty list means every node, several
+    selectors are ORed. ``nodes``: ``{"name", "labels", "ready"}`` dicts. ``speaker_ready``:
+    names of nodes with a Ready speaker pod, None when unknown (then a node counts if it is not
+    NotReady). Nodes labelled :data:`EXCLUDE_LB_LABEL` never announce unless
+    ``ignore_exclude`` (speaker ``--ignore-exclude-lb``)."""
+    nlist = [n for n in nodes if isinstance(n, Mapping)]
+    selected: set[str] = set()
+    for sels in node_selectors:
+        sel_list = [x for x in sels or [] if isinstance(x, dict)]
+        for n in nlist:
+            labels = n.get("labels") or {}
+            if not sel_list or any(label_selector_matches(x, labels) for x in sel_list):
+                selected.add(str(n.get("name")))
+    eligible, excluded, no_speaker, unselected = [], [], [], []
+    for n in sorted(nlist, key=lambda x: str(x.get("name"))):
+        nm = str(n.get("name"))
+        if nm not in selected:
+            unselected.append(nm)
+        elif not ignore_exclude and EXCLUDE_LB_LABEL in (n.get("labels") or {}):
+            excluded.append(nm)
+        elif (nm not in speaker_ready) if speaker_ready is not None \
+                else n.get("ready") is False:
+            no_speaker.append(nm)
+        else:
+            eligible.append(nm)
+    return Announcers(tuple(eligible), tuple(excluded), tuple(no_speaker), tuple(unselected))
+
+
 # --------------------------------------------------------------------------- versions
 
 
@@ -539,12 +608,21 @@ def is_pending(svc: Obj) -> bool:
     return not any(isinstance(i, dict) and (i.get("ip") or i.get("hostname")) for i in ing)
 
 
-def pool_serves(pool: Pool, svc: Obj, ns_labels: Mapping[str, str]) -> bool:
+def pool_serves(pool: Pool, svc: Obj, ns_labels: Mapping[str, str],
+                all_namespaces: Mapping[str, Mapping[str, str]] | None = None) -> bool:
     """Whether ``serviceAllocation`` lets ``pool`` allocate to ``svc`` (no block = all).
 
-    A Service is eligible when its namespace is listed in ``namespaces`` or matched by a
-    ``namespaceSelectors`` entry, or its labels match a ``serviceSelectors`` entry; a block with
-    none of the three lists matches everything (``addressPoolServiceAllocationsFromCR``).
+    Two conditions, each applying only when set, and both must hold (MetalLB
+    ``isPoolCompatibleWithService`` in ``internal/allocator/allocator.go``): the namespace
+    condition — the Service's namespace is listed in ``namespaces`` or matched by a
+    ``namespaceSelectors`` entry (``ns_labels``: the labels of the Service's namespace) — and
+    the Service condition — its labels match a ``serviceSelectors`` entry. A block with none of
+    the three lists matches everything (``addressPoolServiceAllocationsFromCR``).
+
+    MetalLB resolves ``namespaceSelectors`` to namespace names when it loads the pool; when
+    ``namespaces`` is empty and the selectors match no namespace at all, the resolved set is
+    empty and the namespace condition does not apply. ``all_namespaces`` (name → labels of
+    every namespace) lets this mirror that; without it the condition always applies.
     """
     alloc = pool.allocation
     if not alloc:
@@ -552,13 +630,17 @@ def pool_serves(pool: Pool, svc: Obj, ns_labels: Mapping[str, str]) -> bool:
     names = [str(n) for n in alloc.get("namespaces") or []]
     ns_sels = [s for s in alloc.get("namespaceSelectors") or [] if isinstance(s, dict)]
     svc_sels = [s for s in alloc.get("serviceSelectors") or [] if isinstance(s, dict)]
-    if not names and not ns_sels and not svc_sels:
-        return True
     meta = svc.get("metadata") or {}
     ns = str(meta.get("namespace") or "default")
-    if ns in names or any(label_selector_matches(s, ns_labels) for s in ns_sels):
-        return True
-    return any(label_selector_matches(s, meta.get("labels") or {}) for s in svc_sels)
+    ns_condition = bool(names or ns_sels)
+    if ns_condition and not names and all_namespaces is not None:
+        ns_condition = any(label_selector_matches(s, labels)
+                           for labels in all_namespaces.values() for s in ns_sels)
+    if ns_condition and not (
+            ns in names or any(label_selector_matches(s, ns_labels) for s in ns_sels)):
+        return False
+    return not svc_sels or any(label_selector_matches(s, meta.get("labels") or {})
+                               for s in svc_sels)
 
 
 def service_families(svc: Obj) -> frozenset[int]:

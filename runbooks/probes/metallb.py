@@ -3,11 +3,13 @@
 What it reads (one list per kind, cluster-wide unless noted; the engine caches reads):
 Deployments and DaemonSets (MetalLB controller/speaker by image or Helm labels), discovery of
 ``metallb.io`` kinds, IPAddressPools / L2Advertisements / BGPAdvertisements / BGPPeers
-(and the deprecated AddressPool when served), ConfigMaps in MetalLB's namespace(s), Services,
-Namespaces, Nodes (only when the ``nodes`` probe published nothing) and, when LoadBalancers are
-pending, Service Events. Facts read from earlier probes: ``nodes`` (InternalIPs) and
-``kube-proxy`` (mode, strict_arp); a missing entry is reported as "could not check", never
-guessed.
+(and the deprecated AddressPool when served — ignored from MetalLB 0.14.2 on), ConfigMaps in
+MetalLB's namespace(s), Services, Namespaces, Nodes (for node addresses only when the ``nodes``
+probe published nothing; for their labels when a Service address is announced in layer 2),
+the speaker pods (which nodes can announce) and, when LoadBalancers are pending, Service
+Events. Facts read from earlier probes: ``nodes`` (InternalIPs) and ``kube-proxy`` (mode,
+strict_arp); a missing entry — or an unknown kube-proxy mode — is reported as "could not
+check", never guessed.
 
 Facts published (``ctx.facts["metallb"]``)::
 
@@ -17,6 +19,7 @@ Facts published (``ctx.facts["metallb"]``)::
                 "used": int, "free": int, "auto_assign": bool, "advertised_by":
                 {"l2": [...], "bgp": [...]}, "errors": [...]}],
      "l2_in_use": bool, "bgp_in_use": bool, "dead_configmaps": ["configmap/ns/name"],
+     "ignored_addresspools": ["addresspool/ns/name"],
      "loadbalancers": {"total": int, "with_ip": int, "pending": ["ns/name", ...]}}
 
 Domain sources: DOMAIN.md §3 (MetalLB shapes, generations, validation, pending reasons) and §1.4
@@ -28,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.sdk import Finding, Inspection, KubeError, Probe, ProbeContext, Severity
+from runbooks._lib import kobj
 from runbooks._lib import metallb as mlb
 
 Obj = dict[str, Any]
@@ -149,6 +153,7 @@ class MetalLBProbe(Probe):
         peers = 0
         advertised: dict[str, dict[str, list[str]]] = {}
         legacy_layer2 = False
+        ignored_addresspools: list[str] = []
 
         if generation == "crd" and installed:
             for cm in legacy_cms:
@@ -167,16 +172,26 @@ class MetalLBProbe(Probe):
                 if crds else []
             if kube.served(mlb.ADDRESSPOOL_API, "addresspools"):
                 old = [mlb.pool_from_crd(o) for o in kube.list(mlb.ADDRESSPOOL_API, "addresspools")]
+                removed = vt is not None and vt >= mlb.ADDRESSPOOL_REMOVED
                 for p in old:
                     if p.namespace == mlb_ns:
+                        if removed:
+                            msg = (f"AddressPool {p.name} is ignored: MetalLB {version} no longer "
+                                   "reads the deprecated AddressPool kind (dropped in 0.14.2), "
+                                   "so its addresses are not allocated; convert it to an "
+                                   "IPAddressPool plus an advertisement, then delete it.")
+                        else:
+                            msg = (f"AddressPool {p.name} uses the deprecated AddressPool kind, "
+                                   "which MetalLB stops reading in 0.14.2; convert it to an "
+                                   "IPAddressPool plus an advertisement before upgrading.")
                         findings.append(_f(
-                            "MLB018", Severity.WARNING, p.subject,
-                            f"AddressPool {p.name} uses the deprecated AddressPool kind, which "
-                            "MetalLB stops reading in 0.14.2; convert it to an IPAddressPool "
-                            "plus an advertisement.",
+                            "MLB018", Severity.WARNING, p.subject, msg,
                             {"protocol": p.protocol, "addresses": [r.text for r in p.ranges],
-                             "metallb_version": version}))
-                all_pools += old
+                             "metallb_version": version, "ignored": removed}))
+                if removed:
+                    ignored_addresspools = [p.subject for p in old if p.namespace == mlb_ns]
+                else:
+                    all_pools += old
             for p in all_pools:
                 if p.namespace != mlb_ns:
                     findings.append(_f(
@@ -229,9 +244,11 @@ class MetalLBProbe(Probe):
                     "MLB005", Severity.CRITICAL, f"namespace/{mlb_ns}",
                     f"MetalLB {version or '>= 0.13'} reads IPAddressPools but none exists in "
                     f"{mlb_ns}, so no LoadBalancer Service can get an address"
-                    + (" (the legacy ConfigMap is ignored)." if legacy_cms else "."),
+                    + (" (the legacy ConfigMap is ignored)" if legacy_cms else "")
+                    + (" (the leftover AddressPool objects are ignored)"
+                       if ignored_addresspools else "") + ".",
                     {"metallb_version": version, "namespace": mlb_ns,
-                     "legacy_configmaps": dead},
+                     "legacy_configmaps": dead, "ignored_addresspools": ignored_addresspools},
                     runbook="metallb-pool", params={"namespace": mlb_ns}))
         elif generation == "legacy" and installed:
             configured = mlb.container_arg(ctrl_containers, "config")
@@ -376,6 +393,11 @@ class MetalLBProbe(Probe):
                                 params={"pool": p.name, "namespace": p.namespace,
                                         "advertise": "l2"}))
 
+        # ---------------------------------------------------------------- L2 announcers
+        if generation == "crd" and installed and speakers:
+            findings += self._unannounced_l2(ctx, services, pools, advertised, l2_advs,
+                                             speakers, undecided)
+
         # ---------------------------------------------------------------- pool usage
         for p in pools:
             if p.size and free[p.name] == 0:
@@ -497,6 +519,7 @@ class MetalLBProbe(Probe):
                        "advertised_by": advertised.get(p.name, {"l2": [], "bgp": []})}
                       for p in pools],
             "l2_in_use": l2_in_use, "bgp_in_use": bgp_in_use, "dead_configmaps": dead,
+            "ignored_addresspools": ignored_addresspools,
             "loadbalancers": {"total": len(services),
                               "with_ip": len(services) - len(pending),
                               "pending": [_svc_name(s) for s in pending]},
@@ -525,6 +548,80 @@ class MetalLBProbe(Probe):
                      if a.get("type") in ("InternalIP", "ExternalIP") and a.get("address")]
             out.append({"name": n["metadata"]["name"], "addresses": addrs})
         return out, "api"
+
+    @staticmethod
+    def _unannounced_l2(ctx: ProbeContext, services: list[Obj], pools: list[mlb.Pool],
+                        advertised: dict[str, dict[str, list[str]]], l2_advs: list[Obj],
+                        speakers: list[Obj], undecided: list[str]) -> list[Finding]:
+        """LB005: a Service address announced only in layer 2 that no node can announce —
+        every node the L2Advertisements select is labelled
+        ``node.kubernetes.io/exclude-from-external-load-balancers`` (and the speaker does not
+        run with ``--ignore-exclude-lb``), their ``nodeSelectors`` match no node, or no speaker
+        pod is Ready on the remaining ones (DOMAIN.md §3.4/§3.5; metallb/metallb#2353, #1958).
+        Addresses also announced over BGP are left out."""
+        by_name = {str((a.get("metadata") or {}).get("name")): a for a in l2_advs}
+        todo: list[tuple[Obj, str, mlb.Pool, list[str]]] = []
+        for s in services:
+            if mlb.is_pending(s):
+                continue
+            for ip in mlb.ingress_ips(s):
+                for p in pools:
+                    adv = advertised.get(p.name, {"l2": [], "bgp": []})
+                    if p.contains(ip) and adv["l2"] and not adv["bgp"]:
+                        todo.append((s, ip, p, adv["l2"]))
+        if not todo:
+            return []
+        try:
+            node_objs = ctx.kube.list("v1", "nodes")
+        except KubeError as e:
+            undecided.append(f"nodes could not be read, so which node announces the layer 2 "
+                             f"addresses was not checked ({e})")
+            return []
+        nodes = [{"name": kobj.name(n), "labels": kobj.labels(n),
+                  "ready": kobj.node_ready(n)[0]} for n in node_objs]
+        speaker_ready: set[str] | None = set()
+        ignore_exclude = False
+        for d in speakers:
+            ignore_exclude = ignore_exclude or mlb.ignores_exclude_label(_containers(d))
+            sel = ((d.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            if not sel or speaker_ready is None:
+                speaker_ready = None
+                continue
+            try:
+                pods = ctx.kube.list("v1", "pods", (d.get("metadata") or {}).get("namespace"),
+                                     label_selector=",".join(f"{k}={v}"
+                                                             for k, v in sorted(sel.items())))
+            except KubeError:
+                speaker_ready = None
+                continue
+            speaker_ready |= {kobj.pod_node(pod) for pod in pods if kobj.pod_ready(pod)}
+        out: list[Finding] = []
+        for s, ip, p, adv_names in todo:
+            selectors = [list((by_name[a].get("spec") or {}).get("nodeSelectors") or [])
+                         if a in by_name else [] for a in adv_names]
+            who = mlb.l2_announcers(selectors, nodes, speaker_ready,
+                                    ignore_exclude=ignore_exclude)
+            if who.eligible:
+                continue
+            why = []
+            if who.excluded:
+                why.append(f"{', '.join(who.excluded)} "
+                           f"{'is' if len(who.excluded) == 1 else 'are'} labelled "
+                           f"{mlb.EXCLUDE_LB_LABEL}")
+            if who.no_speaker:
+                why.append(f"no MetalLB speaker is Ready on {', '.join(who.no_speaker)}")
+            if not who.excluded and not who.no_speaker:
+                why.append("the L2Advertisement nodeSelectors match no node")
+            out.append(_f(
+                "LB005", Severity.CRITICAL, f"service/{_svc_name(s)}",
+                f"Service {_svc_name(s)} has address {ip} from pool {p.name}, but no node can "
+                f"announce it in layer 2 ({'; '.join(why)}), so nobody answers ARP/NDP for it "
+                "and it is unreachable.",
+                {"ip": ip, "pool": p.name, "l2advertisements": list(adv_names),
+                 "node_selectors": selectors, "nodes": who.to_json(),
+                 "speaker_ready_nodes": sorted(speaker_ready) if speaker_ready is not None
+                 else None, "ignore_exclude_lb": ignore_exclude}))
+        return out
 
     @staticmethod
     def _allocation_events(ctx: ProbeContext) -> dict[str, list[str]]:
@@ -628,7 +725,8 @@ class MetalLBProbe(Probe):
                                                  "other families"))
                 ns = str((svc.get("metadata") or {}).get("namespace") or "default")
                 eligible = [p for p in fam_ok
-                            if mlb.pool_serves(p, svc, ns_labels.get(ns, {}))]
+                            if mlb.pool_serves(p, svc, ns_labels.get(ns, {}),
+                                               ns_labels or None)]
                 if fam_ok and not eligible:
                     reasons.append(("not-eligible", "serviceAllocation of every pool excludes "
                                                     f"namespace {ns} or this Service"))
@@ -662,7 +760,9 @@ class MetalLBProbe(Probe):
     def _strict_arp(ctx: ProbeContext, l2_advs: list[Obj], pools: list[mlb.Pool],
                     services: list[Obj], advertised: dict[str, dict[str, list[str]]],
                     undecided: list[str]) -> Finding | None:
-        """MLB013/MLB014: kube-proxy IPVS without strictARP while MetalLB L2 is in use."""
+        """MLB013/MLB014: kube-proxy IPVS without strictARP while MetalLB L2 is in use. Only a
+        known iptables/nftables mode (or no kube-proxy at all) rules the check out; an unknown
+        mode gives MLB014 and marks the section undecided."""
         kp = ctx.facts.get("kube-proxy")
         l2_pools = sorted(n for n, a in advertised.items() if a["l2"])
         l2_ips = sorted(ip for s in services for ip in mlb.ingress_ips(s)
@@ -676,10 +776,19 @@ class MetalLBProbe(Probe):
                       "(the kube-proxy section published no facts), so strictARP was not "
                       "checked.",
                       {**base, "kube_proxy": None})
-        if kp.get("deployed") is False or kp.get("mode") != "ipvs":
+        if kp.get("deployed") is False or kp.get("mode") in ("iptables", "nftables"):
             return None
         subject = ("configmap/kube-system/kube-proxy" if kp.get("config_source") in
                    (None, "configmap") else "daemonset/kube-system/kube-proxy")
+        if kp.get("mode") != "ipvs":
+            why = kp.get("undecided") or "neither its configuration nor its logs show it"
+            undecided.append("kube-proxy's mode is unknown: strictARP not checked")
+            return _f("MLB014", Severity.INFO, subject,
+                      "MetalLB layer 2 is in use but kube-proxy's mode is unknown, so whether it "
+                      "runs IPVS without strictARP (every node answering ARP) was not checked.",
+                      {**base, "kube_proxy_mode": kp.get("mode"),
+                       "strict_arp": kp.get("strict_arp"),
+                       "config_source": kp.get("config_source"), "why": why})
         etp_local = sorted(_svc_name(s) for s in services
                            if (s.get("spec") or {}).get("externalTrafficPolicy") == "Local"
                            and any(ip in l2_ips for ip in mlb.ingress_ips(s)))

@@ -77,13 +77,29 @@ def test_pool_with_service_allocation() -> None:
     pool = mlb.pool_from_crd(load_one(REAL / "metallb-crds"
                                       / "configsamples-ipaddresspool_with_selector.yaml"))
     assert pool.avoid_buggy_ips and pool.size == 254
-    svc = {"metadata": {"name": "s", "namespace": "namespace-a"}}
+    # namespace condition AND service condition (MetalLB isPoolCompatibleWithService)
+    svc = {"metadata": {"name": "s", "namespace": "namespace-a", "labels": {"app": "bar"}}}
     assert mlb.pool_serves(pool, svc, {})
+    unlabelled = {"metadata": {"name": "s", "namespace": "namespace-a"}}
+    assert not mlb.pool_serves(pool, unlabelled, {})  # right namespace, no app In [bar]
     other = {"metadata": {"name": "s", "namespace": "other", "labels": {"app": "bar"}}}
-    assert mlb.pool_serves(pool, other, {})  # serviceSelectors app In [bar]
+    assert not mlb.pool_serves(pool, other, {})  # right label, namespace not selected
+    assert mlb.pool_serves(pool, other, {"foo": "bar"})  # namespaceSelectors foo=bar
     nobody = {"metadata": {"name": "s", "namespace": "other", "labels": {"app": "x"}}}
     assert not mlb.pool_serves(pool, nobody, {"kubernetes.io/metadata.name": "other"})
-    assert mlb.pool_serves(pool, nobody, {"foo": "bar"})  # namespaceSelectors foo=bar
+    assert not mlb.pool_serves(pool, nobody, {"foo": "bar"})  # namespace ok, label not
+
+
+def test_service_allocation_namespace_selector_matching_no_namespace() -> None:
+    """MetalLB resolves namespaceSelectors to names at load time: a selector matching no
+    namespace (and no namespaces list) leaves the namespace condition unset."""
+    pool = mlb.pool_from_crd({"kind": "IPAddressPool", "metadata": {"name": "p"}, "spec": {
+        "addresses": ["10.0.0.0/30"],
+        "serviceAllocation": {"namespaceSelectors": [{"matchLabels": {"team": "x"}}]}}})
+    svc = {"metadata": {"name": "s", "namespace": "shop"}}
+    assert not mlb.pool_serves(pool, svc, {})
+    assert mlb.pool_serves(pool, svc, {}, {"shop": {}, "web": {"team": "y"}})
+    assert not mlb.pool_serves(pool, svc, {}, {"shop": {}, "web": {"team": "x"}})
 
 
 # --------------------------------------------------------------------------- intervals
