@@ -13,7 +13,8 @@ Facts published (``ctx.facts["networkpolicy"]``)::
     {"enforced": bool|None, "cni": str|None, "policies": int,
      "namespaces": {"<ns>": {"policies": int, "ingress": state, "egress": state,
                              "dns_egress": "allowed"|"udp-only"|"denied"|"denied-for-some-pods"|
-                                           "not-restricted"|"unknown"|"not-enforced",
+                                           "udp-only-for-some-pods"|"not-restricted"|"unknown"|
+                                           "not-enforced",
                              "system": bool}},
      "coverage": {"namespaces": int, "default_deny_ingress": int, "default_deny_egress": int},
      "dns": {"service", "selector", "pods", "ports", "nodelocal_ips"} | None}
@@ -225,26 +226,38 @@ class NetworkPolicyProbe(Probe):
                         if f is not None:
                             dns_problems += 1
                             findings.append(f)
-                    ns_denied = dns_state == "denied"
-                    some_denied = False
+                    # the namespace-wide verdict (NP002/NP003) already covers these pods
+                    ns_state = dns_state if eg.state == "default-deny" else "allowed"
+                    some_denied = some_udp_only = False
                     for p in pols:
                         if np.EGRESS not in np.policy_types(p) or np.selects_all_pods(p):
                             continue
                         v = np.dns_egress([p, *all_pods], ns_labels, dns)
-                        if not v.udp and not ns_denied:
+                        if v.allowed or ns_state == "denied" or (v.udp and ns_state == "udp-only"):
+                            continue
+                        dns_problems += 1
+                        sel = np.describe_selector((p.get("spec") or {}).get("podSelector"))
+                        if not v.udp:
                             some_denied = True
-                            dns_problems += 1
-                            sel = np.describe_selector((p.get("spec") or {}).get("podSelector"))
-                            findings.append(_f(
-                                "NP008", Severity.WARNING, np.policy_ref(p),
-                                f"NetworkPolicy {ns}/{_name(p)} restricts egress of pods matching "
-                                f"{sel} and no rule lets them reach DNS ({dns.service}), so name "
-                                "resolution fails in those pods.",
-                                {"pod_selector": sel, "udp": v.udp, "tcp": v.tcp,
-                                 "reasons": list(v.reasons), "dns": dns.to_json()},
-                                runbook="netpol-dns-allow", params={"namespaces": [ns]}))
+                            msg = (f"NetworkPolicy {ns}/{_name(p)} restricts egress of pods "
+                                   f"matching {sel} and no rule lets them reach DNS "
+                                   f"({dns.service}), so name resolution fails in those pods.")
+                        else:
+                            some_udp_only = True
+                            ports = ", ".join(str(x) for x in (dns.ports.get("TCP")
+                                                               or (dns.nodelocal_port,)))
+                            msg = (f"NetworkPolicy {ns}/{_name(p)} restricts egress of pods "
+                                   f"matching {sel} and lets them reach DNS ({dns.service}) over "
+                                   f"UDP but not TCP port {ports}, so large answers and NodeLocal "
+                                   "DNSCache's force_tcp forwarding fail in those pods.")
+                        findings.append(_f(
+                            "NP008", Severity.WARNING, np.policy_ref(p), msg,
+                            {"pod_selector": sel, "udp": v.udp, "tcp": v.tcp,
+                             "reasons": list(v.reasons), "dns": dns.to_json()},
+                            runbook="netpol-dns-allow", params={"namespaces": [ns]}))
                     if eg.state == "partial":
-                        dns_state = "denied-for-some-pods" if some_denied else "allowed"
+                        dns_state = ("denied-for-some-pods" if some_denied else
+                                     "udp-only-for-some-pods" if some_udp_only else "allowed")
 
             if ing.state == "default-deny" and ns in webhooks and enforced is not False:
                 hooks = webhooks[ns]
@@ -328,8 +341,15 @@ class NetworkPolicyProbe(Probe):
     @staticmethod
     def _dns_target(ctx: ProbeContext) -> tuple[np.DnsTarget | None, str]:
         """Discover the DNS backends (``runbooks._lib.netpol_live.discover_dns``, shared with
-        the netpol-dns-allow runbook); (None, reason) when impossible."""
+        the netpol-dns-allow runbook); (None, reason) when impossible — also when NodeLocal
+        DNSCache runs with ``-localip`` values that are not IP addresses: pods then query an
+        address that cannot be known, so judging policies against the CoreDNS pods would be a
+        guess."""
         found = netpol_live.discover_dns(ctx.kube)
+        if found.target is not None and found.nodelocal_unparsed:
+            return None, (f"NodeLocal DNSCache {found.nodelocal} has -localip values that are "
+                          f"not IP addresses ({', '.join(found.nodelocal_unparsed)}), so the "
+                          "address pods send DNS queries to is unknown")
         return found.target, found.note
 
     @staticmethod
