@@ -8,7 +8,8 @@ migrated on first start; PostgreSQL must be migrated with ``k8snet db upgrade``)
 ``build_all(settings)`` gives the same ``Engine`` plus the runbook side (:class:`Runs`): a
 ``RunService`` over ``Registry().discover()`` (every runbook in ``runbooks/``), the SQL run
 store at ``settings.database_url``, ``PolicyEngine(settings.policy, group_members)``, the same
-kube adapters as readers and writers, and a lock holder ``"<hostname>:<pid>:<random>"``.
+kube adapters as readers and writers, and a lock holder from ``default_holder()`` (host,
+pid, random, PID namespace).
 """
 
 from __future__ import annotations
