@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import yaml
+
 from bot.sdk import Finding, Inspection, KubeError, Probe, ProbeContext, Severity
 from runbooks._lib import calico as cal
 from runbooks._lib import cni as c
@@ -470,10 +472,37 @@ class _Run:
                 f"{'enforces' if feats['firewall'] else 'does not enforce'} NetworkPolicy")
 
     def _antrea(self, agents: dict[str, Obj], nodes: list[Obj]) -> str:
-        self._set_agent(agents["antrea"], ("antrea-agent",))
+        """Antrea always enforces NetworkPolicy; AntreaProxy with ``proxyAll: true`` in the
+        agent's ``antrea-agent.conf`` replaces kube-proxy entirely (antrea-io/antrea
+        ``docs/antrea-proxy.md``, "Removing kube-proxy"). The config lives in ConfigMap
+        ``antrea-config`` (older manifests: ``antrea-config-<hash>``) in the agent's namespace;
+        when it cannot be read or parsed, kube-proxy replacement is unknown, never "no"."""
+        ds = agents["antrea"]
+        self._set_agent(ds, ("antrea-agent",))
         self.facts["enforces_networkpolicy"] = True
+        failed: list[str] = []
+        cms = [cm for cm in self._list("v1", "configmaps", namespace(ds) or "kube-system",
+                                       failed)
+               if name(cm) == "antrea-config" or name(cm).startswith("antrea-config-")]
+        conf_text = next((str((cm.get("data") or {}).get("antrea-agent.conf"))
+                          for cm in cms if (cm.get("data") or {}).get("antrea-agent.conf")),
+                         None)
+        proxy_all: bool | None = None
+        if conf_text is not None:
+            try:
+                conf = yaml.safe_load(conf_text) or {}
+                ap = conf.get("antreaProxy") if isinstance(conf, dict) else None
+                proxy_all = bool(ap.get("proxyAll", False)) if isinstance(ap, dict) else False
+            except yaml.YAMLError:
+                proxy_all = None
+        self.facts["kube_proxy_replacement"] = proxy_all
+        if proxy_all:
+            self.facts["replacement_detail"] = "AntreaProxy proxyAll"
+        if failed:
+            self._cannot_decide("whether AntreaProxy replaces kube-proxy", failed)
         ver = _bare(self.facts["version"])
-        return f"Antrea{' ' + ver if ver else ''}, enforces NetworkPolicy"
+        kpr = ", AntreaProxy replaces kube-proxy (proxyAll)" if proxy_all else ""
+        return f"Antrea{' ' + ver if ver else ''}{kpr}, enforces NetworkPolicy"
 
     def _weave(self, agents: dict[str, Obj], nodes: list[Obj]) -> str:
         ds = agents["weave"]
