@@ -227,8 +227,10 @@ _REFUSED_EMOJI = {
 _REFUSED_HINT = {
     "self-approval": " Four eyes: another approver has to approve it.",
     "role": " Ask an admin to add you to the role in the k8snet settings (`policy.roles`).",
-    "expired": f" Plans can be approved for a limited time; run `{COMMAND} run ...` again.",
-    "locked": " Only one run changes a cluster at a time.",
+    "expired": f" Plans can be approved, and approved runs applied, for a limited time; run "
+               f"`{COMMAND} run ...` again.",
+    "locked": " Only one run changes a cluster at a time; the run stays approved: once the "
+              "other run has ended, apply it from a terminal with `k8snet apply <run id>`.",
 }
 
 
