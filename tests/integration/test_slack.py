@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,6 +186,27 @@ class Ack:
     @property
     def text(self) -> str:
         return str(self.json.get("text", ""))
+
+
+def burst_status_acks(body: Callable[[int], bytes], send: Callable[[int, bytes], Ack],
+                      n: int = 50) -> list[Ack]:
+    """Send ``n`` signed ``/k8snet status`` requests at the same moment (a barrier releases
+    them together) and assert every ack arrived within Slack's 3 seconds, with status 200 and
+    the "Checking" text. Returns the acks."""
+    barrier = threading.Barrier(n)
+
+    def one(i: int) -> Ack:
+        data = body(i)
+        barrier.wait()
+        return send(i, data)
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        acks = list(pool.map(one, range(n)))
+    slow = [(a.response_id, round(a.seconds, 2)) for a in acks if a.seconds >= 3.0]
+    assert not slow, f"acks slower than 3 s: {slow}"
+    assert all(a.status == 200 and "Checking `lab`" in a.text for a in acks)
+    return acks
+
 
 
 @dataclass
@@ -590,19 +611,9 @@ def test_fifty_concurrent_status_commands_all_ack_within_3s(make_harness: Any) -
     h: Harness = make_harness([SlowProbe()], workers=4)
     SlowProbe.release.clear()
     n = 50
-    barrier = threading.Barrier(n)
-
-    def one(i: int) -> Ack:
-        body = h.body("status lab", response_id=f"load{i}", user=f"U0LOAD{i:04d}")
-        barrier.wait()
-        return h.send(body, response_id=f"load{i}")
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        acks = list(pool.map(one, range(n)))
-    slow = [(a.response_id, round(a.seconds, 2)) for a in acks if a.seconds >= 3.0]
-    assert not slow, f"acks slower than 3 s: {slow}"
-    for a in acks:
-        assert a.status == 200 and "Checking `lab`" in a.text
+    burst_status_acks(
+        lambda i: h.body("status lab", response_id=f"load{i}", user=f"U0LOAD{i:04d}"),
+        lambda i, body: h.send(body, response_id=f"load{i}"), n)
     assert len(report_posts(h)) < n  # the checks really were still running
     SlowProbe.release.set()
     h.slack.wait_for("chat.postMessage", count=n, timeout=30)
